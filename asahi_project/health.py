@@ -1,0 +1,84 @@
+"""GET /health: liveness plus the state of every component. 503 when the database is down."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+
+STARTED = time.time()
+
+
+def _database() -> dict[str, object]:
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            row = cur.fetchone()
+        return {"status": "ok", "pgvector": row[0] if row else None}
+    except Exception as exc:
+        return {"status": "down", "error": type(exc).__name__}
+
+
+def _redis() -> dict[str, object]:
+    if settings.REDIS_URL is None:
+        return {"status": "single-process", "detail": "REDIS_URL unset: in-process cache and limits"}
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                                      socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT)
+        client.ping()
+        return {"status": "ok"}
+    except Exception as exc:
+        return {
+            "status": "down",
+            "error": type(exc).__name__,
+            "effect": "budgets and rate limits unavailable; each organization's policy decides "
+                      "(fail closed by default)",
+        }
+
+
+def _broker() -> dict[str, object]:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return {"status": "eager", "detail": "tasks run in-process"}
+    url = settings.CELERY_BROKER_URL
+    if url.startswith(("redis://", "rediss://")):
+        import redis
+
+        try:
+            redis.Redis.from_url(url, socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                                 socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT).ping()
+            return {"status": "ok"}
+        except Exception as exc:
+            return {"status": "down", "error": type(exc).__name__}
+    return {"status": "configured", "url_scheme": url.split(":", 1)[0]}
+
+
+def _providers() -> dict[str, object]:
+    try:
+        from inference.models import Provider
+
+        rows = list(Provider.objects.filter(enabled=True).values_list("name", "kind"))
+    except Exception:
+        rows = []
+    env = {kind: bool(os.environ.get(var)) for kind, var in (
+        ("openai", "OPENAI_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY"),
+        ("cohere", "COHERE_API_KEY"))}
+    return {"status": "ok" if rows or any(env.values()) else "none",
+            "configured": [{"name": n, "kind": k} for n, k in rows], "env_keys": env}
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    components = {"database": _database(), "redis": _redis(), "broker": _broker(),
+                  "providers": _providers()}
+    db_ok = components["database"]["status"] == "ok"
+    degraded = any(c.get("status") == "down" for c in components.values())
+    status = "down" if not db_ok else ("degraded" if degraded else "ok")
+    return JsonResponse(
+        {"status": status, "version": settings.VERSION,
+         "uptime_seconds": round(time.time() - STARTED, 3), "components": components},
+        status=200 if db_ok else 503,
+    )

@@ -1,0 +1,12 @@
+"""Websocket routes. Consumers authenticate and join only their own organization's group."""
+
+from django.urls import path
+
+websocket_urlpatterns: list = []
+
+try:  # the analytics app adds the live dashboard consumer
+    from analytics.consumers import DashboardConsumer
+
+    websocket_urlpatterns.append(path("ws/dashboard", DashboardConsumer.as_asgi()))
+except ImportError:  # pragma: no cover
+    pass

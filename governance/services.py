@@ -1,0 +1,251 @@
+"""Governance writes. Every change writes its AuditEvent in the same transaction (Zulip's do_* pattern)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from asahi_project.errors import InvalidRequest, NotFound
+from asahi_project.request_id import current_request_id
+from governance.choices import VALID_SCOPES, Role, Scope
+from governance.keys import generate_raw_key, hash_key
+from governance.models import ApiKey, AuditEvent, Membership, Organization, Policy
+from governance.selectors import auth_cache
+
+logger = logging.getLogger("asahi.governance")
+User = get_user_model()
+
+
+def client_ip(request: Any) -> str | None:
+    if request is None:
+        return None
+    meta = getattr(request, "META", {})
+    return meta.get("REMOTE_ADDR") or None
+
+
+def audit_log(
+    *,
+    action: str,
+    actor: str,
+    organization: Organization | uuid.UUID | None = None,
+    target_type: str = "",
+    target_id: str = "",
+    ip: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    org_id = organization.pk if isinstance(organization, Organization) else organization
+    return AuditEvent.objects.create(
+        organization_id=org_id,
+        actor=actor[:200],
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id)[:200],
+        ip=ip,
+        request_id=current_request_id(),
+        details=details or {},
+    )
+
+
+def audit_auth_failure(*, request: Any, reason: str) -> None:
+    header = request.META.get("HTTP_AUTHORIZATION", "") if hasattr(request, "META") else ""
+    token = header.split(" ", 1)[1].strip() if " " in header else ""
+    # Never store the presented secret: only its public prefix, if it looks like a key.
+    shown = token[:14] if token.startswith("ask_") else ("(none)" if not token else "(malformed)")
+    audit_log(action="auth_failure", actor="anonymous", ip=client_ip(request),
+              details={"reason": reason, "key_prefix": shown, "path": request.path})
+
+
+def actor_for_user(user: Any) -> str:
+    return f"user:{user.get_username()}" if user is not None else "system"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    raw: str
+
+
+def parse_scopes(scopes: list[str] | str | None) -> list[str]:
+    if scopes is None:
+        return [Scope.ALL.value]
+    items = scopes.split(",") if isinstance(scopes, str) else list(scopes)
+    cleaned = [s.strip() for s in items if s.strip()]
+    bad = sorted(set(cleaned) - VALID_SCOPES)
+    if bad:
+        raise InvalidRequest(
+            f"unknown scope(s) {', '.join(bad)}; valid: {', '.join(sorted(VALID_SCOPES))}",
+            param="scopes",
+        )
+    return ["all" if s == "*" else s for s in cleaned] or [Scope.ALL.value]
+
+
+@transaction.atomic
+def organization_create(*, name: str, actor: str, ip: str | None = None) -> Organization:
+    name = name.strip()
+    if not name:
+        raise InvalidRequest("organization name must not be empty", param="org_name")
+    if Organization.objects.filter(name__iexact=name).exists():
+        raise InvalidRequest(f"organization {name!r} already exists", code="organization_exists",
+                             param="org_name", status=409)
+    org = Organization.objects.create(name=name)
+    Policy.objects.create(organization=org)
+    audit_log(action="organization_created", actor=actor, organization=org,
+              target_type="organization", target_id=str(org.pk), ip=ip, details={"name": name})
+    return org
+
+
+@transaction.atomic
+def api_key_issue(
+    *,
+    organization: Organization,
+    actor: str,
+    name: str = "",
+    scopes: list[str] | str | None = None,
+    expires_in_days: int | None = None,
+    expires_at: datetime | None = None,
+    created_by: Any = None,
+    ip: str | None = None,
+    daily_budget_usd: Decimal | None = None,
+    monthly_budget_usd: Decimal | None = None,
+    rpm_limit: int | None = None,
+    tpm_limit: int | None = None,
+    allowed_models: list[str] | None = None,
+) -> IssuedKey:
+    scope_list = parse_scopes(scopes)
+    if expires_in_days is not None:
+        if expires_in_days <= 0:
+            raise InvalidRequest("expires_in_days must be positive", param="expires_in_days")
+        expires_at = timezone.now() + timedelta(days=expires_in_days)
+    raw, prefix = generate_raw_key()
+    key = ApiKey.objects.create(
+        organization=organization, name=name, prefix=prefix, key_hash=hash_key(raw),
+        scopes=scope_list, expires_at=expires_at, created_by=created_by,
+        daily_budget_usd=daily_budget_usd, monthly_budget_usd=monthly_budget_usd,
+        rpm_limit=rpm_limit, tpm_limit=tpm_limit, allowed_models=allowed_models or [],
+    )
+    audit_log(action="api_key_created", actor=actor, organization=organization,
+              target_type="api_key", target_id=prefix, ip=ip,
+              details={"scopes": scope_list, "name": name,
+                       "expires_at": expires_at.isoformat() if expires_at else None})
+    return IssuedKey(key=key, raw=raw)
+
+
+@transaction.atomic
+def api_key_revoke(*, prefix: str, actor: str, ip: str | None = None) -> ApiKey:
+    key = ApiKey.objects.select_for_update().filter(prefix=prefix).first()
+    if key is None:
+        raise NotFound(f"API key {prefix} not found", code="api_key_not_found")
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        audit_log(action="api_key_revoked", actor=actor, organization=key.organization_id,
+                  target_type="api_key", target_id=prefix, ip=ip)
+    transaction.on_commit(lambda: auth_cache.invalidate(prefix=prefix))
+    return key
+
+
+@transaction.atomic
+def api_key_rotate(*, prefix: str, actor: str, ip: str | None = None) -> IssuedKey:
+    """Revoke a key and issue a replacement with the same scopes, limits and expiry."""
+    old = api_key_revoke(prefix=prefix, actor=actor, ip=ip)
+    issued = api_key_issue(
+        organization=old.organization, actor=actor, name=old.name, scopes=old.scopes,
+        expires_at=old.expires_at, ip=ip, daily_budget_usd=old.daily_budget_usd,
+        monthly_budget_usd=old.monthly_budget_usd, rpm_limit=old.rpm_limit,
+        tpm_limit=old.tpm_limit, allowed_models=old.allowed_models,
+    )
+    audit_log(action="api_key_rotated", actor=actor, organization=old.organization_id,
+              target_type="api_key", target_id=prefix, ip=ip,
+              details={"replacement": issued.key.prefix})
+    return issued
+
+
+POLICY_FIELDS = (
+    "daily_budget_usd", "monthly_budget_usd", "max_cost_per_request_usd", "allowed_models",
+    "allowed_providers", "rpm_limit", "tpm_limit", "cache_enabled", "cache_ttl_seconds",
+    "cache_max_temperature", "semantic_cache_enabled", "semantic_threshold", "pii_redaction",
+    "retention_days", "redis_failure_mode", "reference_model", "alert_emails",
+    "alert_webhook_url", "freeze_keys_on_anomaly",
+)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+@transaction.atomic
+def policy_update(*, organization: Organization, actor: str, changes: dict[str, Any],
+                  ip: str | None = None) -> Policy:
+    policy, _ = Policy.objects.select_for_update().get_or_create(organization=organization)
+    diff: dict[str, Any] = {}
+    for field, value in changes.items():
+        if field not in POLICY_FIELDS:
+            raise InvalidRequest(f"unknown policy field {field!r}", param=field)
+        old = getattr(policy, field)
+        if old != value:
+            diff[field] = {"old": _jsonable(old), "new": _jsonable(value)}
+            setattr(policy, field, value)
+    if diff:
+        policy.full_clean()
+        policy.save()
+        audit_log(action="policy_updated", actor=actor, organization=organization,
+                  target_type="policy", target_id=str(organization.pk), ip=ip, details=diff)
+    org_id = organization.pk
+    transaction.on_commit(lambda: auth_cache.invalidate(org_id=org_id))
+    return policy
+
+
+@dataclass(frozen=True)
+class SignupResult:
+    organization: Organization
+    issued: IssuedKey
+
+
+def signup(*, org_name: str, user_id: str, email: str | None, ip: str | None) -> SignupResult:
+    """Self-serve signup: organization, its owner (a Django user without a usable password) and a key."""
+    username = user_id.strip()
+    if not username:
+        raise InvalidRequest("user_id must not be empty", param="user_id")
+    try:
+        with transaction.atomic():
+            org = organization_create(name=org_name, actor=f"signup:{username}", ip=ip)
+            user, _ = User.objects.get_or_create(username=username, defaults={"email": email or ""})
+            Membership.objects.create(organization=org, user=user, role=Role.OWNER)
+            issued = api_key_issue(organization=org, actor=f"user:{username}", name="signup key",
+                                   scopes=["all"], created_by=user, ip=ip)
+    except IntegrityError as exc:
+        raise InvalidRequest("organization or user already exists", code="conflict",
+                             status=409) from exc
+    if email:
+        transaction.on_commit(lambda: _send_welcome(email=email, org_name=org.name,
+                                                    prefix=issued.key.prefix))
+    return SignupResult(organization=org, issued=issued)
+
+
+def _send_welcome(*, email: str, org_name: str, prefix: str) -> None:
+    try:
+        send_mail(
+            subject="Welcome to Asahi",
+            message=(
+                f"Your organization {org_name} is ready.\n\nYour API key starts with {prefix}; "
+                "it was shown once at signup and is not stored in readable form.\n"
+                "Point your OpenAI SDK's base_url at your Asahi server's /v1 to start saving.\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[email],
+            fail_silently=False,
+        )
+    except Exception:  # email is best effort; signup already committed
+        logger.warning("welcome_email_failed", extra={"email_domain": email.split("@")[-1]})
