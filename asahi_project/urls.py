@@ -15,6 +15,7 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="swagger-ui"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
     path("", include("governance.urls")),
+    path("", include("inference.urls")),
 ]
 
 handler400 = "asahi_project.errors.handler400"

@@ -15,7 +15,6 @@ from django.db.models import Q
 from governance.choices import FailureMode, Role, Scope
 
 
-
 def money_field(**kwargs: Any) -> models.DecimalField:
     """USD amounts to the nano-dollar: sums of many tiny per-request costs stay exact."""
     return models.DecimalField(max_digits=20, decimal_places=9, **kwargs)

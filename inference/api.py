@@ -1,0 +1,331 @@
+"""Inference HTTP surface: /v1/chat/completions, /infer, /v1/models, /models, /v1/embeddings, /feedback.
+
+These are plain async Django views (no DRF request cycle) because they are the hot path; they validate
+at the edge with precise messages, authenticate from the per-process key cache, and share the one error
+shape. Their OpenAPI descriptions are added by `inference.schema`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from asahi_project.errors import (
+    AsahiError,
+    AuthenticationFailed,
+    InvalidRequest,
+    PermissionDenied,
+    error_body,
+    error_response,
+)
+from asahi_project.request_id import current_request_id
+from governance.auth import bearer_token
+from governance.selectors import auth_cache, authenticate_key
+from governance.types import AuthContext
+from inference import pipeline
+from inference.ledger import AuditRow, ledger
+from inference.providers.errors import ProviderError
+from inference.providers.openai_format import request_from_openai, usage_to_openai
+from inference.providers.types import ChatMessage, ChatRequest, StreamEvent
+from inference.selectors import aget_catalogue
+from inference.validation import parse_json, validate_asahi_options, validate_chat_body
+
+CACHE_NAMES = {0: "miss", 1: "exact", 2: "semantic", 3: "intermediate"}
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
+    for k, v in (headers or {}).items():
+        response[k] = v
+    return response
+
+
+async def authenticate(request: HttpRequest, *scopes: str) -> AuthContext:
+    header = request.headers.get("Authorization", "")
+    try:
+        token = bearer_token(header) if header else None
+        if token is None:
+            raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'"
+                                       if not header else
+                                       "Authorization header must be 'Bearer <api key>'")
+        from governance.keys import split_prefix
+
+        prefix = split_prefix(token)
+        if prefix is not None and auth_cache.get(prefix) is not None:
+            ctx = authenticate_key(token)  # cached: no I/O
+        else:
+            ctx = await sync_to_async(authenticate_key, thread_sensitive=False)(token)
+    except AuthenticationFailed as err:
+        shown = token[:14] if header and token and token.startswith("ask_") else "(none)"
+        ledger.audit(AuditRow(action="auth_failure", actor="anonymous", organization_id=None,
+                              ip=request.META.get("REMOTE_ADDR"), request_id=current_request_id(),
+                              details={"reason": err.message, "key_prefix": shown,
+                                       "path": request.path}))
+        raise
+    if ctx.frozen:
+        raise PermissionDenied("this API key is frozen after a spend anomaly; an admin can "
+                               "unfreeze it", code="key_frozen")
+    if scopes and not ctx.has_scope(*scopes):
+        raise PermissionDenied(f"this API key lacks the scope; needs one of: "
+                               f"{', '.join((*scopes, 'all'))}", code="insufficient_scope")
+    return ctx
+
+
+def endpoint(*methods: str) -> Callable[[Callable[..., Awaitable[HttpResponseBase]]], Any]:
+    """Method check and error mapping for the async views."""
+
+    def wrap(view: Callable[..., Awaitable[HttpResponseBase]]) -> Any:
+        async def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method not in methods:
+                return error_response(AsahiError(f"method {request.method} not allowed; use "
+                                                 f"{', '.join(methods)}", status=405,
+                                                 code="method_not_allowed"))
+            try:
+                return await view(request, *args, **kwargs)
+            except AsahiError as err:
+                return error_response(err)
+
+        inner.__name__ = view.__name__
+        inner.__doc__ = view.__doc__
+        return csrf_exempt(inner)
+
+    return wrap
+
+
+def _routing_options(body: dict[str, Any]) -> pipeline.RoutingOptions:
+    return pipeline.RoutingOptions(
+        mode=body.get("routing_mode"), quality_preference=body.get("quality_preference"),
+        latency_preference=body.get("latency_preference"),
+        latency_budget_ms=body.get("latency_budget_ms"),
+        quality_threshold=body.get("quality_threshold"), cost_budget=body.get("cost_budget"),
+        model_override=body.get("model_override"),
+    )
+
+
+ASAHI_FIELDS = ("routing_mode", "quality_preference", "latency_preference", "latency_budget_ms",
+                "quality_threshold", "cost_budget", "model_override", "cache", "document_id",
+                "fallbacks", "stream_options")
+
+
+def _headers(resp: pipeline.GatewayResponse | None, *, model: str, tier: int,
+             similarity: float | None, cost: Any | None) -> dict[str, str]:
+    headers = {"X-Asahi-Cache": CACHE_NAMES[tier], "X-Asahi-Model": model}
+    if cost is not None:
+        headers["X-Asahi-Cost-USD"] = f"{cost:.9f}"
+    if similarity is not None:
+        headers["X-Asahi-Cache-Similarity"] = f"{similarity:.4f}"
+    return headers
+
+
+@endpoint("POST")
+async def chat_completions(request: HttpRequest) -> HttpResponseBase:
+    auth = await authenticate(request, "infer")
+    body = parse_json(request.body, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    validate_chat_body(body)
+    try:
+        chat = request_from_openai(body)
+    except ProviderError as exc:
+        raise InvalidRequest(exc.message) from exc
+    for name in ASAHI_FIELDS:
+        chat.extra.pop(name, None)
+    if body.get("fallbacks"):
+        chat.extra["fallbacks"] = body["fallbacks"]
+    call = pipeline.GatewayCall(
+        auth=auth, request_id=current_request_id(), endpoint="chat", chat=chat,
+        routing=_routing_options(body), cache_mode=body.get("cache") or "default",
+        document_id=body.get("document_id"), client_ip=request.META.get("REMOTE_ADDR"),
+        include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+    )
+    if chat.stream:
+        return await _stream_response(call)
+    resp = await pipeline.complete(call)
+    from inference.providers.openai_format import result_to_openai
+
+    data = result_to_openai(resp.result, model=resp.model.name)
+    data["id"] = data["id"] or f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    return _json(data, headers=_headers(resp, model=resp.model.name, tier=resp.cache_tier,
+                                        similarity=resp.similarity, cost=resp.cost))
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+async def _stream_response(call: pipeline.GatewayCall) -> HttpResponseBase:
+    start = await pipeline.start_stream(call)
+    cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    model = start.model.name
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return _sse({"id": cid, "object": "chat.completion.chunk", "created": created,
+                     "model": model, "choices": [{"index": 0, "delta": delta,
+                                                  "finish_reason": finish}]})
+
+    async def body() -> AsyncIterator[bytes]:
+        events: AsyncIterator[StreamEvent] = start.events
+        yield chunk({"role": "assistant", "content": ""})
+        try:
+            async for ev in events:
+                if ev.type == "delta" and ev.text:
+                    yield chunk({"content": ev.text})
+                elif ev.type == "tool_call_delta":
+                    call_delta: dict[str, Any] = {"index": ev.tool_index,
+                                                  "function": {"arguments": ev.arguments_delta}}
+                    if ev.tool_call_id:
+                        call_delta["id"] = ev.tool_call_id
+                        call_delta["type"] = "function"
+                    if ev.tool_name:
+                        call_delta["function"]["name"] = ev.tool_name
+                    yield chunk({"tool_calls": [call_delta]})
+                elif ev.type == "finish":
+                    yield chunk({}, ev.finish_reason)
+                elif ev.type == "usage" and ev.usage is not None and call.include_usage:
+                    yield _sse({"id": cid, "object": "chat.completion.chunk", "created": created,
+                                "model": model, "choices": [], "usage": usage_to_openai(ev.usage)})
+        except ProviderError as exc:
+            # Never a clean end after a broken upstream: an explicit error event, and no [DONE].
+            yield _sse(error_body(status=502, message=f"upstream stream broke: {exc.message}",
+                                  type_="api_error", code=f"upstream_{exc.kind}"))
+            return
+        yield b"data: [DONE]\n\n"
+
+    response = StreamingHttpResponse(body(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    for k, v in _headers(None, model=model, tier=start.cache_tier, similarity=start.similarity,
+                         cost=0 if start.cache_tier else None).items():
+        response[k] = v
+    return response
+
+
+@endpoint("POST")
+async def infer(request: HttpRequest) -> HttpResponse:
+    """The native API (seed contract): prompt in, answer plus cost, savings, cache tier and reason."""
+    auth = await authenticate(request, "infer")
+    body = parse_json(request.body, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    known = {"prompt", "task_id", "latency_budget_ms", "quality_threshold", "cost_budget",
+             "user_id", "organization_id", "routing_mode", "quality_preference",
+             "latency_preference", "model_override", "document_id", "max_tokens", "temperature",
+             "cache", "system"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequest("prompt is required and must be a non-empty string", param="prompt")
+    if len(prompt) > settings.ASAHI_MAX_PROMPT_CHARS:
+        from asahi_project.errors import PayloadTooLarge
+
+        raise PayloadTooLarge(f"prompt is {len(prompt)} characters; the limit is "
+                              f"{settings.ASAHI_MAX_PROMPT_CHARS}", code="prompt_too_large",
+                              param="prompt")
+    validate_asahi_options(body)
+    for name in ("task_id", "user_id", "organization_id", "document_id", "system"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise InvalidRequest(f"{name} must be a string", param=name)
+    if body.get("organization_id") and body["organization_id"] != str(auth.org_id):
+        raise PermissionDenied("organization_id does not match the API key's organization",
+                               code="organization_forbidden")
+    messages = [ChatMessage(role="user", content=prompt)]
+    if body.get("system"):
+        messages.insert(0, ChatMessage(role="system", content=body["system"]))
+    mode = body.get("routing_mode") or ("explicit" if body.get("model_override") else "autopilot")
+    if mode == "explicit" and not body.get("model_override"):
+        raise InvalidRequest("routing_mode explicit requires model_override", param="model_override")
+    chat = ChatRequest(model=body.get("model_override") or "auto", messages=messages,
+                       max_tokens=body.get("max_tokens"), temperature=body.get("temperature"),
+                       user=body.get("user_id"))
+    routing = _routing_options(body)
+    routing.mode = mode
+    if routing.latency_budget_ms is None and mode != "explicit":
+        routing.latency_budget_ms = None
+    call = pipeline.GatewayCall(
+        auth=auth, request_id=current_request_id(), endpoint="infer", chat=chat, routing=routing,
+        cache_mode=body.get("cache") or "default", document_id=body.get("document_id"),
+        client_ip=request.META.get("REMOTE_ADDR"),
+    )
+    if call.document_id:
+        from caching.intermediate import infer_with_document
+
+        resp = await infer_with_document(call)
+    else:
+        resp = await pipeline.complete(call)
+    cost = float(resp.cost)
+    original = float(resp.baseline_cost)
+    savings = round(100.0 * (original - cost) / original, 2) if original > 0 else 0.0
+    data = {
+        "request_id": call.request_id,
+        "response": resp.result.content or "",
+        "model_used": resp.model.name,
+        "tokens_input": resp.result.usage.input_tokens,
+        "tokens_output": resp.result.usage.output_tokens,
+        "cost": cost,
+        "latency_ms": round(resp.latency_ms, 3),
+        "cache_hit": resp.cache_tier > 0,
+        "cache_tier": resp.cache_tier,
+        "routing_reason": resp.routing_reason,
+        "cost_original": original,
+        "cost_savings_percent": savings,
+        "optimization_techniques": resp.techniques,
+        "task_type": resp.task_type,
+    }
+    return _json(data, headers=_headers(resp, model=resp.model.name, tier=resp.cache_tier,
+                                        similarity=resp.similarity, cost=resp.cost))
+
+
+@endpoint("GET")
+async def v1_models(request: HttpRequest) -> HttpResponse:
+    await authenticate(request)
+    catalogue = await aget_catalogue()
+    data = [{"id": m.name, "object": "model", "created": 0, "owned_by": m.provider}
+            for m in sorted(catalogue.models.values(), key=lambda m: m.name)]
+    data.append({"id": "auto", "object": "model", "created": 0, "owned_by": "asahi"})
+    return _json({"object": "list", "data": data})
+
+
+@endpoint("GET")
+async def models(request: HttpRequest) -> HttpResponse:
+    await authenticate(request)
+    catalogue = await aget_catalogue()
+    return _json({"models": [{
+        "name": m.name, "provider": m.provider, "kind": m.kind,
+        "input_price_per_m": float(m.input_price_per_m),
+        "output_price_per_m": float(m.output_price_per_m),
+        "cached_input_price_per_m": float(m.cached_input_price_per_m)
+        if m.cached_input_price_per_m is not None else None,
+        "cache_write_price_per_m": float(m.cache_write_price_per_m)
+        if m.cache_write_price_per_m is not None else None,
+        "context_window": m.context_window, "max_output_tokens": m.max_output_tokens,
+        "typical_latency_ms": m.typical_latency_ms, "quality": m.quality,
+    } for m in sorted(catalogue.models.values(), key=lambda m: m.name)]})
+
+
+@endpoint("POST")
+async def embeddings(request: HttpRequest) -> HttpResponse:
+    """OpenAI-compatible embeddings, passed through to the provider and cached exactly (tier 1)."""
+    from inference.embeddings import create_embeddings
+
+    auth = await authenticate(request, "infer")
+    body = parse_json(request.body, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    data, headers = await create_embeddings(auth=auth, body=body, request_id=current_request_id())
+    return _json(data, headers=headers)
+
+
+@endpoint("POST")
+async def feedback(request: HttpRequest) -> HttpResponse:
+    auth = await authenticate(request, "infer")
+    body = parse_json(request.body, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    from inference.services import feedback_create
+
+    fb = await sync_to_async(feedback_create, thread_sensitive=False)(auth=auth, body=body)
+    return _json({"id": fb.pk, "request_id": fb.request_id, "model": fb.model,
+                  "rating": fb.rating, "task_type": fb.task_type}, status=201)

@@ -1,0 +1,232 @@
+"""Cohere v2 wire protocol: ``/v2/chat`` (JSON + SSE stream events) and ``/v2/embed``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .behaviour import (
+    count_tokens,
+    embed_text,
+    make_answer,
+    prefix_key,
+    sample_arguments,
+    split_chunks,
+    truncate_to_tokens,
+)
+from .server import STATE, SSEWriter, cut_json, fault_response, json_response, read_json
+
+
+def error_body(status: int, message: str) -> bytes:
+    return orjson.dumps({"message": message})
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _pick_tool(body: dict[str, Any], prompt: str, want_tool: bool) -> dict[str, Any] | None:
+    tools = [t["function"] for t in body.get("tools") or [] if t.get("type") == "function"]
+    messages = body.get("messages") or []
+    if not tools or not messages or messages[-1].get("role") != "user":
+        return None
+    choice = body.get("tool_choice")
+    if choice == "NONE":
+        return None
+    named = next((t for t in tools if t["name"] in prompt), None)
+    if choice == "REQUIRED" or want_tool or named:
+        return named or tools[0]
+    return None
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    body = await read_json(request)
+    if body is None or "model" not in body or not isinstance(body.get("messages"), list):
+        return web.Response(
+            body=error_body(400, "invalid request"), status=400, content_type="application/json"
+        )
+    model = str(body["model"])
+    messages = body["messages"]
+    last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    prompt = _text(last_user.get("content"))
+    d = state.begin(request, model=model, prompt=prompt)
+    await state.delay()
+    if d.fail:
+        resp = await fault_response(state, request, d.fail, error_body)
+        if resp is not None:
+            return resp
+    if messages and messages[-1].get("role") == "tool":
+        answer = f"Tool said: {_text(messages[-1].get('content'))[:80]}"
+    else:
+        answer = make_answer(prompt, words=d.answer_words)
+    answer, truncated = truncate_to_tokens(answer, body.get("max_tokens"))
+    finish = "MAX_TOKENS" if truncated else "COMPLETE"
+    for s in body.get("stop_sequences") or []:
+        if s and s in answer:
+            answer, finish = answer[: answer.index(s)], "STOP_SEQUENCE"
+            break
+    tool = _pick_tool(body, prompt, d.want_tool)
+    call: dict[str, Any] | None = None
+    if tool is not None:
+        call = {
+            "id": f"call_{prefix_key(prompt.encode())[:12]}",
+            "type": "function",
+            "function": {
+                "name": tool["name"],
+                "arguments": orjson.dumps(
+                    sample_arguments(tool.get("parameters") or {}, prompt)
+                ).decode(),
+            },
+        }
+        finish = "TOOL_CALL"
+    in_tokens = sum(count_tokens(_text(m.get("content"))) for m in messages)
+    out_tokens = count_tokens(call["function"]["arguments"] if call else answer)
+    usage = {
+        "billed_units": {"input_tokens": in_tokens, "output_tokens": out_tokens},
+        "tokens": {"input_tokens": in_tokens + 5, "output_tokens": out_tokens},
+        "cached_tokens": 0,
+    }
+    rid = prefix_key(orjson.dumps(messages))
+    message: dict[str, Any] = {"role": "assistant"}
+    if call:
+        message["tool_plan"] = "I will use a tool."
+        message["tool_calls"] = [call]
+    else:
+        message["content"] = [{"type": "text", "text": answer}]
+    payload = {"id": rid, "finish_reason": finish, "message": message, "usage": usage}
+    if body.get("stream"):
+        return await _stream(
+            request, state, d.chunk_ms, d.fail == "stream_cut", payload, answer, call
+        )
+    if d.fail == "stream_cut":
+        return await cut_json(request, orjson.dumps(payload))
+    return json_response(payload)
+
+
+async def _stream(request, state, chunk_ms, cut, payload, answer, call) -> web.StreamResponse:
+    w = SSEWriter(state, request, chunk_ms)
+    await w.start()
+
+    async def ev(data: dict[str, Any], pace: bool = False) -> None:
+        await w.send(data, event=data["type"], pace=pace)
+
+    await ev(
+        {
+            "type": "message-start",
+            "id": payload["id"],
+            "delta": {
+                "message": {
+                    "role": "assistant",
+                    "content": [],
+                    "tool_plan": "",
+                    "tool_calls": [],
+                    "citations": [],
+                }
+            },
+        }
+    )
+    if call:
+        await ev(
+            {"type": "tool-plan-delta", "delta": {"message": {"tool_plan": "I will use a tool."}}}
+        )
+        fn = call["function"]
+        await ev(
+            {
+                "type": "tool-call-start",
+                "index": 0,
+                "delta": {
+                    "message": {
+                        "tool_calls": {
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": fn["name"], "arguments": ""},
+                        }
+                    }
+                },
+            }
+        )
+        args = fn["arguments"]
+        for i in range(0, len(args), 8):
+            await ev(
+                {
+                    "type": "tool-call-delta",
+                    "index": 0,
+                    "delta": {
+                        "message": {"tool_calls": {"function": {"arguments": args[i : i + 8]}}}
+                    },
+                },
+                True,
+            )
+        await ev({"type": "tool-call-end", "index": 0})
+    else:
+        await ev(
+            {
+                "type": "content-start",
+                "index": 0,
+                "delta": {"message": {"content": {"type": "text", "text": ""}}},
+            }
+        )
+        parts = split_chunks(answer)
+        for i, part in enumerate(parts):
+            if cut and i >= max(1, len(parts) // 2):
+                return w.cut()
+            await ev(
+                {
+                    "type": "content-delta",
+                    "index": 0,
+                    "delta": {"message": {"content": {"text": part}}},
+                },
+                True,
+            )
+        await ev({"type": "content-end", "index": 0})
+    if cut:
+        return w.cut()
+    await ev(
+        {
+            "type": "message-end",
+            "delta": {"finish_reason": payload["finish_reason"], "usage": payload["usage"]},
+        }
+    )
+    return await w.finish()
+
+
+async def embed(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    body = await read_json(request)
+    if body is None or "model" not in body:
+        return web.Response(
+            body=error_body(400, "invalid request"), status=400, content_type="application/json"
+        )
+    model = str(body["model"])
+    texts = [str(t) for t in body.get("texts") or []]
+    d = state.begin(request, model=model, prompt=texts[-1] if texts else "")
+    await state.delay()
+    if d.fail:
+        resp = await fault_response(state, request, d.fail, error_body)
+        if resp is not None:
+            return resp
+    dims = int(body.get("output_dimension") or state.config.embed_dims)
+    vectors = [embed_text(t, dims) for t in texts]
+    tokens = sum(count_tokens(t) for t in texts)
+    payload = {
+        "id": prefix_key(orjson.dumps(texts)),
+        "response_type": "embeddings_by_type",
+        "embeddings": {"float": vectors},
+        "texts": texts,
+        "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": tokens}},
+    }
+    if d.fail == "stream_cut":
+        return await cut_json(request, orjson.dumps(payload))
+    return json_response(payload)
+
+
+def register(app: web.Application) -> None:
+    app.router.add_post("/v2/chat", chat)
+    app.router.add_post("/v2/embed", embed)

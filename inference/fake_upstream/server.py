@@ -1,0 +1,236 @@
+"""The fake upstream's aiohttp application, shared state and statistics.
+
+Speaks OpenAI, Anthropic and Cohere wire protocols (see the ``openai_api``, ``anthropic_api`` and
+``cohere_api`` modules) so the real SDKs can be exercised over HTTP with no internet access.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .behaviour import Directives, parse_directives
+
+# Anthropic's minimum cacheable prefix; also used for the simulated OpenAI automatic cache.
+MIN_CACHEABLE_TOKENS = 1024
+
+
+@dataclass(slots=True)
+class FakeConfig:
+    latency_ms: float = 0.0
+    fail_rate: float = 0.0
+    # How long a ``timeout`` fault stalls before answering 504 (clients time out first).
+    timeout_sleep_s: float = 30.0
+    embed_dims: int = 256
+    seed: int | None = None
+
+
+@dataclass
+class FakeStats:
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    disconnects: int = 0
+    streams_started: int = 0
+    streams_completed: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        by_path: Counter[str] = Counter()
+        by_model: Counter[str] = Counter()
+        nested: dict[str, dict[str, int]] = {}
+        for (path, model), n in self.requests.items():
+            by_path[path] += n
+            by_model[model] += n
+            nested.setdefault(path, {})[model] = n
+        return {
+            "total": sum(self.requests.values()),
+            "by_path": dict(by_path),
+            "by_model": dict(by_model),
+            "requests": nested,
+            "faults": dict(self.faults),
+            "disconnects": self.disconnects,
+            "streams_started": self.streams_started,
+            "streams_completed": self.streams_completed,
+        }
+
+
+class FakeState:
+    """Configuration, statistics and simulated provider caches of one fake upstream."""
+
+    def __init__(self, config: FakeConfig) -> None:
+        self.config = config
+        self.stats = FakeStats()
+        self.rng = random.Random(config.seed)
+        # Prefix hashes already "cached" (Anthropic explicit / OpenAI automatic simulation).
+        self.seen_prefixes: set[str] = set()
+
+    def begin(self, request: web.Request, *, model: str, prompt: str) -> Directives:
+        """Count the request and work out which behaviour it asked for."""
+        self.stats.requests[(request.path, model)] += 1
+        d = parse_directives(prompt, header=request.headers.get("X-Fake-Fail"), model=model)
+        if (
+            d.fail is None
+            and self.config.fail_rate > 0
+            and self.rng.random() < self.config.fail_rate
+        ):
+            d = Directives(
+                fail=self.rng.choice(("429", "500")),
+                answer_words=d.answer_words,
+                chunk_ms=d.chunk_ms,
+                want_tool=d.want_tool,
+            )
+        if d.fail:
+            self.stats.faults[d.fail] += 1
+        return d
+
+    async def delay(self) -> None:
+        if self.config.latency_ms > 0:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+
+    def remember_prefix(self, key: str) -> bool:
+        """Record a prefix; True when it had been seen before (a cache hit)."""
+        if key in self.seen_prefixes:
+            return True
+        if len(self.seen_prefixes) > 100_000:  # bound memory in long benchmark runs
+            self.seen_prefixes.clear()
+        self.seen_prefixes.add(key)
+        return False
+
+
+STATE: web.AppKey[FakeState] = web.AppKey("fake_state", FakeState)
+
+ErrorBody = Callable[[int, str], bytes]
+
+
+def json_response(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None):
+    return web.Response(
+        body=orjson.dumps(payload), status=status, content_type="application/json", headers=headers
+    )
+
+
+async def read_json(request: web.Request) -> dict[str, Any] | None:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def fault_response(
+    state: FakeState, request: web.Request, kind: str, error_body: ErrorBody
+) -> web.StreamResponse | None:
+    """The response for a non-stream fault, or None when the handler must produce it itself."""
+    if kind == "429":
+        return web.Response(
+            body=error_body(429, "Rate limit exceeded (fake)"),
+            status=429,
+            content_type="application/json",
+            headers={"Retry-After": "2", "retry-after-ms": "1500"},
+        )
+    if kind == "500":
+        return web.Response(
+            body=error_body(500, "Internal error (fake)"),
+            status=500,
+            content_type="application/json",
+        )
+    if kind == "timeout":
+        await asyncio.sleep(state.config.timeout_sleep_s)
+        return web.Response(
+            body=error_body(504, "Gateway timeout (fake)"),
+            status=504,
+            content_type="application/json",
+        )
+    if kind == "malformed":
+        return web.Response(body=b'{"id": "broken", "choices": [', content_type="application/json")
+    return None
+
+
+async def cut_json(request: web.Request, payload: bytes) -> web.StreamResponse:
+    """Announce the full body length, send half of it, then drop the connection."""
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.content_length = len(payload)
+    await resp.prepare(request)
+    await resp.write(payload[: len(payload) // 2])
+    if request.transport is not None:
+        request.transport.close()
+    return resp
+
+
+class SSEWriter:
+    """Writes server-sent events and counts client disconnects."""
+
+    def __init__(self, state: FakeState, request: web.Request, chunk_ms: int) -> None:
+        self.state = state
+        self.request = request
+        self.chunk_s = chunk_ms / 1000
+        self.resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+
+    async def start(self, headers: dict[str, str] | None = None) -> None:
+        if headers:
+            self.resp.headers.update(headers)
+        self.state.stats.streams_started += 1
+        await self.resp.prepare(self.request)
+
+    async def send(self, data: Any, *, event: str | None = None, pace: bool = False) -> None:
+        payload = data if isinstance(data, bytes) else orjson.dumps(data)
+        head = b"event: " + event.encode() + b"\n" if event else b""
+        if pace and self.chunk_s:
+            await asyncio.sleep(self.chunk_s)
+        await self.resp.write(head + b"data: " + payload + b"\n\n")
+
+    def cut(self) -> web.StreamResponse:
+        """Drop the connection mid-stream, without the protocol's final events."""
+        if self.request.transport is not None:
+            self.request.transport.close()
+        return self.resp
+
+    async def finish(self) -> web.StreamResponse:
+        await self.resp.write_eof()
+        self.state.stats.streams_completed += 1
+        return self.resp
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def disconnect_counter(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # aiohttp cancels the handler when the client goes away (handler_cancellation=True) or the
+    # write fails; either way the upstream call was abandoned by the client.
+    try:
+        return await handler(request)
+    except (asyncio.CancelledError, ConnectionResetError):
+        request.app[STATE].stats.disconnects += 1
+        raise
+
+
+async def stats_handler(request: web.Request) -> web.Response:
+    return json_response(request.app[STATE].stats.as_json())
+
+
+async def reset_handler(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.stats = FakeStats()
+    state.seen_prefixes.clear()
+    return json_response({"ok": True})
+
+
+def build_app(config: FakeConfig) -> web.Application:
+    from . import anthropic_api, cohere_api, openai_api
+
+    app = web.Application(middlewares=[disconnect_counter], client_max_size=64 * 1024 * 1024)
+    app[STATE] = FakeState(config)
+    app.router.add_get("/__stats", stats_handler)
+    app.router.add_post("/__reset", reset_handler)
+    openai_api.register(app)
+    anthropic_api.register(app)
+    cohere_api.register(app)
+    return app

@@ -1,0 +1,253 @@
+"""Learned prompt difficulty: the probability that a prompt needs the strong model.
+
+The predictor is a linear model over (a) ~20 general prompt features (length, structure, digit/math/
+code density, reasoning cues, answer-option shape) and (b) a compact TF-IDF lexical model with strong
+ridge regularisation, blended with standardised log-length so that it cannot rank prompts much worse
+than the prompt-length baseline on task families it never saw. It is trained by
+`python -m routing.training` (see that module) and shipped as `routing/artifacts/difficulty_v1.json`.
+
+Everything here is pure Python: feature extraction is a handful of precompiled regexes and a dict
+lookup per token, well under a millisecond per prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+ARTIFACT_PATH = Path(__file__).resolve().parent / "artifacts" / "difficulty_v1.json"
+
+# Long prompts: structure is visible in the head; the length feature still sees the full prompt.
+_MAX_SCAN_CHARS = 4000
+
+_OPTION = re.compile(r"^\s*([A-J])[\.\)]\s*(.*)$", re.M)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_WORD = re.compile(r"[A-Za-z]+")
+_ROMAN = re.compile(r"^\s*(I|II|III|IV)\.", re.M)
+# Same token rule as scikit-learn's default TfidfVectorizer, so training and serving agree.
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+# Character-class counts via str.translate (C speed) instead of regex scans.
+_DROP_DIGITS = str.maketrans("", "", "0123456789")
+_DROP_MATH = str.maketrans("", "", "=+-*/^<>≤≥∑∫√π$")
+_DROP_CODE = str.maketrans("", "", "{};")
+_CODE_MARKERS = ("```", "def ", "return", "print(", "==", "for (", "int ")
+_REASON_WORDS = frozenset(
+    [
+        "why",
+        "explain",
+        "prove",
+        "derive",
+        "calculate",
+        "compute",
+        "solve",
+        "step",
+        "therefore",
+        "if",
+        "then",
+        "suppose",
+        "assume",
+        "must",
+        "implies",
+        "valid",
+        "true",
+        "false",
+        "statement",
+    ]
+)
+_NEGATION_WORDS = frozenset({"NOT", "EXCEPT", "LEAST", "never", "not"})
+
+GENERAL_FEATURES: tuple[str, ...] = (
+    "log_chars",
+    "log_question_chars",
+    "log_options_chars",
+    "log_mean_option_chars",
+    "has_options",
+    "digit_density",
+    "math_density",
+    "code_density",
+    "reasoning_cue_rate",
+    "has_negation",
+    "has_roman_list",
+    "log_lines",
+    "mean_word_len",
+    "long_word_rate",
+    "capitalised_rate",
+    "log_numbers",
+    "short_option_rate",
+    "option_len_spread",
+    "has_question_mark",
+    "has_statement_pair",
+    "log_quotes",
+)
+
+
+def general_features(prompt: str) -> list[float]:
+    """The general (task-family agnostic) features, in GENERAL_FEATURES order."""
+    n_chars = len(prompt)
+    text = prompt[:_MAX_SCAN_CHARS]
+    n = max(len(text), 1)
+    words = _WORD.findall(text)
+    n_words = max(len(words), 1)
+    lower_words = [w.lower() for w in words]
+    options = _OPTION.findall(text)
+    option_lens = [len(o[1]) for o in options]
+    question = text
+    if options:
+        cut = text.find("\n" + options[0][0] + ".")
+        question = text[:cut] if cut > 0 else text
+    mean_opt = sum(option_lens) / len(option_lens) if option_lens else 0.0
+    spread = 0.0
+    if option_lens:
+        var = sum((x - mean_opt) ** 2 for x in option_lens) / len(option_lens)
+        spread = math.sqrt(var) / (mean_opt + 1)
+    digits = n - len(text.translate(_DROP_DIGITS))
+    math_syms = n - len(text.translate(_DROP_MATH)) + text.count("\\frac") + text.count("\\sqrt")
+    code = n - len(text.translate(_DROP_CODE)) + sum(text.count(m) for m in _CODE_MARKERS)
+    reasoning = sum(1 for w in lower_words if w in _REASON_WORDS) + text.lower().count(
+        "which of the following"
+    )
+    return [
+        math.log1p(n_chars),
+        math.log1p(len(question)),
+        math.log1p(sum(option_lens)),
+        math.log1p(mean_opt),
+        float(bool(options)),
+        digits / n,
+        math_syms / n,
+        code / n,
+        reasoning / n_words,
+        float(any(w in _NEGATION_WORDS for w in words)),
+        float(bool(_ROMAN.search(text))),
+        math.log1p(text.count("\n") + 1),
+        sum(len(w) for w in words) / n_words if words else 0.0,
+        sum(1 for w in words if len(w) >= 9) / n_words,
+        sum(1 for w in words if w[0].isupper()) / n_words,
+        math.log1p(len(_NUMBER.findall(text))),
+        (sum(1 for x in option_lens if x <= 3) / len(option_lens)) if option_lens else 0.0,
+        spread,
+        float("?" in text),
+        float("Statement 1" in text),
+        math.log1p(text.count('"')),
+    ]
+
+
+def token_counts(prompt: str) -> Counter[str]:
+    """Lower-cased word counts used by the lexical part."""
+    return Counter(_TOKEN.findall(prompt[:_MAX_SCAN_CHARS].lower()))
+
+
+def tfidf_vector(counts: Counter[str], idf: dict[str, float]) -> dict[str, float]:
+    """Sublinear-TF x IDF, L2-normalised, restricted to the known vocabulary."""
+    vec = {t: (1.0 + math.log(c)) * idf[t] for t, c in counts.items() if t in idf}
+    norm = math.sqrt(sum(v * v for v in vec.values()))
+    if norm == 0.0:
+        return {}
+    return {t: v / norm for t, v in vec.items()}
+
+
+@dataclass(frozen=True)
+class DifficultyModel:
+    """Parameters of the shipped predictor (see module docstring)."""
+
+    feature_mean: tuple[float, ...]
+    feature_scale: tuple[float, ...]
+    general_coef: tuple[float, ...]
+    intercept: float
+    idf: dict[str, float]
+    lexical_coef: dict[str, float]
+    score_scale: float  # std of the ridge output on training data
+    length_mean: float
+    length_scale: float
+    length_weight: float  # blend weight of standardised log-length
+    calib_slope: float
+    calib_offset: float
+    metadata: dict[str, object]
+
+    def raw_score(self, prompt: str) -> float:
+        """Monotone difficulty score (higher = more likely to need the strong model)."""
+        feats = general_features(prompt)
+        z = self.intercept
+        for x, m, s, c in zip(
+            feats, self.feature_mean, self.feature_scale, self.general_coef, strict=True
+        ):
+            z += c * (x - m) / s
+        vec = tfidf_vector(token_counts(prompt), self.idf)
+        coef = self.lexical_coef
+        z += sum(v * coef.get(t, 0.0) for t, v in vec.items())
+        z_len = (feats[0] - self.length_mean) / self.length_scale
+        return (1.0 - self.length_weight) * z / self.score_scale + self.length_weight * z_len
+
+    def predict(self, prompt: str) -> float:
+        """Calibrated probability that the strong model is needed (weak wrong, strong right)."""
+        t = self.calib_slope * self.raw_score(prompt) + self.calib_offset
+        # Numerically safe logistic.
+        if t >= 0:
+            return 1.0 / (1.0 + math.exp(-t))
+        e = math.exp(t)
+        return e / (1.0 + e)
+
+    def to_json(self) -> dict[str, object]:
+        def r(x: float) -> float:
+            return float(f"{x:.6g}")
+
+        return {
+            "format": "asahi-difficulty-v1",
+            "general_features": list(GENERAL_FEATURES),
+            "feature_mean": [r(x) for x in self.feature_mean],
+            "feature_scale": [r(x) for x in self.feature_scale],
+            "general_coef": [r(x) for x in self.general_coef],
+            "intercept": r(self.intercept),
+            "vocab": {t: [r(self.idf[t]), r(self.lexical_coef.get(t, 0.0))] for t in self.idf},
+            "score_scale": r(self.score_scale),
+            "length_mean": r(self.length_mean),
+            "length_scale": r(self.length_scale),
+            "length_weight": r(self.length_weight),
+            "calib_slope": r(self.calib_slope),
+            "calib_offset": r(self.calib_offset),
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> DifficultyModel:
+        if data.get("format") != "asahi-difficulty-v1":
+            raise ValueError("not an asahi-difficulty-v1 artifact")
+        if tuple(data["general_features"]) != GENERAL_FEATURES:
+            raise ValueError("artifact was trained with a different feature set")
+        vocab = data["vocab"]
+        return cls(
+            feature_mean=tuple(data["feature_mean"]),
+            feature_scale=tuple(data["feature_scale"]),
+            general_coef=tuple(data["general_coef"]),
+            intercept=float(data["intercept"]),
+            idf={t: float(v[0]) for t, v in vocab.items()},
+            lexical_coef={t: float(v[1]) for t, v in vocab.items() if v[1] != 0.0},
+            score_scale=float(data["score_scale"]),
+            length_mean=float(data["length_mean"]),
+            length_scale=float(data["length_scale"]),
+            length_weight=float(data["length_weight"]),
+            calib_slope=float(data["calib_slope"]),
+            calib_offset=float(data["calib_offset"]),
+            metadata=dict(data.get("metadata", {})),
+        )
+
+
+def load_model(path: Path | str = ARTIFACT_PATH) -> DifficultyModel:
+    """Read a predictor artifact (I/O: call once at start-up, not per request)."""
+    with open(path, encoding="utf-8") as fh:
+        return DifficultyModel.from_json(json.load(fh))
+
+
+@lru_cache(maxsize=1)
+def default_model() -> DifficultyModel:
+    """The shipped predictor, loaded once per process."""
+    return load_model(ARTIFACT_PATH)
+
+
+def predict_difficulty(prompt: str, *, model: DifficultyModel | None = None) -> float:
+    """Probability in [0, 1] that `prompt` needs the strong model."""
+    return (model or default_model()).predict(prompt)
