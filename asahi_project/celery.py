@@ -1,9 +1,8 @@
-"""The Celery app. The beat schedule is declared here, in one place."""
+"""The Celery app. The beat schedule is declared here, in one place; each task calls one service."""
 
 import os
 
 from celery import Celery
-from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asahi_project.settings")
 
@@ -11,8 +10,10 @@ app = Celery("asahi")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-app.conf.beat_schedule = {}
-
-
-def register_beat(name: str, task: str, schedule: float | crontab) -> None:
-    app.conf.beat_schedule[name] = {"task": task, "schedule": schedule}
+app.conf.beat_schedule = {
+    "analytics-rollup": {"task": "analytics.rollup", "schedule": 60.0},
+    "analytics-alerts": {"task": "analytics.alerts", "schedule": 300.0},
+    "inference-retention": {"task": "inference.retention", "schedule": 3600.0},
+    "caching-evict-expired": {"task": "caching.evict_expired", "schedule": 600.0},
+    "routing-fold-feedback": {"task": "routing.fold_feedback", "schedule": 300.0},
+}

@@ -91,11 +91,13 @@ TEMPLATES = [
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql"))
 if DATABASE_URL:
     _db = urlparse(DATABASE_URL)
+    _query = dict(q.split("=", 1) for q in _db.query.split("&") if "=" in q)
     _db_settings = {
         "NAME": unquote(_db.path.lstrip("/")) or "postgres",
         "USER": unquote(_db.username or ""),
         "PASSWORD": unquote(_db.password or ""),
-        "HOST": unquote(_db.hostname or ""),
+        # ?host=/path selects a Unix socket directory (libpq convention).
+        "HOST": unquote(_query.get("host", "")) or unquote(_db.hostname or ""),
         "PORT": str(_db.port or ""),
     }
 else:

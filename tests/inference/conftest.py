@@ -63,6 +63,19 @@ def asahi_url(upstream_env, django_db_setup, django_db_blocker) -> Iterator[str]
                         "datname = current_database() AND pid <> pg_backend_pid()")
 
 
+def reset_breakers() -> None:
+    """Circuit state is shared through Redis (by design); each test starts with closed circuits."""
+    from asahi_project.redis_client import get_sync_redis
+    from governance import enforcement
+    from governance.limits.keys import PREFIX
+
+    redis = get_sync_redis()
+    for key in redis.scan_iter(f"{PREFIX}:cb:*", count=1000):
+        redis.delete(key)
+    for _limits, breaker in list(enforcement._per_loop.values()):
+        breaker.inner._seen.clear()
+
+
 @pytest.fixture
 def gateway(asahi_url, transactional_db, catalogue):
     """The live server plus a fresh catalogue snapshot; yields the base URL."""
@@ -70,6 +83,7 @@ def gateway(asahi_url, transactional_db, catalogue):
     from inference.selectors import invalidate_catalogue
 
     invalidate_catalogue()
+    reset_breakers()
     yield asahi_url
     ledger.flush()
     invalidate_catalogue()

@@ -1,0 +1,98 @@
+"""Injected upstream failures: fallback to another model, clear errors, SSE error on a cut stream."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from inference.ledger import ledger
+from inference.models import InferenceEvent
+from tests.inference.conftest import client_for
+
+pytestmark = [pytest.mark.redis]
+
+
+def test_failure_falls_back_to_named_fallback(gateway, live_tenant, upstream_env) -> None:
+    client = client_for(gateway, live_tenant.infer.raw)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi [[fail:500@gpt-4o-mini]]"}],
+        extra_body={"fallbacks": ["claude-haiku-4-5"]})
+    assert raw.headers["x-asahi-model"] == "claude-haiku-4-5"
+    assert raw.parse().choices[0].message.content
+    ledger.flush()
+    event = InferenceEvent.objects.get(request_id=raw.headers["x-request-id"])
+    assert "fell back to claude-haiku-4-5" in event.routing_reason
+    assert event.model == "claude-haiku-4-5"
+
+
+def test_autopilot_falls_back_along_the_ranked_chain(gateway, live_tenant) -> None:
+    client = client_for(gateway, live_tenant.infer.raw)
+    first = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "Summarize: the sky is blue."}],
+        extra_body={"cache": "no-store"})
+    chosen = first.headers["x-asahi-model"]
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", extra_body={"cache": "no-store"},
+        messages=[{"role": "user", "content": f"Summarize: the sky is blue. [[fail:500@{chosen}]]"}])
+    assert raw.headers["x-asahi-model"] != chosen
+
+
+def test_explicit_failure_is_a_clear_error_and_not_charged(gateway, live_tenant) -> None:
+    client = client_for(gateway, live_tenant.infer.raw)
+    with pytest.raises(openai.InternalServerError) as exc:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x [[fail:500]]"}])
+    assert exc.value.status_code == 502
+    assert "upstream" in exc.value.message
+    with pytest.raises(openai.APIStatusError) as malformed:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x [[fail:malformed]]"}])
+    assert malformed.value.status_code == 502
+    ledger.flush()
+    failed = InferenceEvent.objects.filter(organization=live_tenant.org, status="error")
+    assert failed.count() == 2
+    assert all(e.cost_usd == 0 for e in failed)
+
+
+def test_upstream_429_maps_to_rate_limit_with_retry_after(gateway, live_tenant) -> None:
+    client = client_for(gateway, live_tenant.infer.raw)
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x [[fail:429]]"}])
+    assert "retry-after" in exc.value.response.headers
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5"])
+def test_stream_cut_mid_answer_ends_in_sse_error_event(gateway, live_tenant, model) -> None:
+    with httpx.stream("POST", f"{gateway}/v1/chat/completions",
+                      headers={"Authorization": f"Bearer {live_tenant.infer.raw}"},
+                      json={"model": model, "stream": True, "messages": [
+                          {"role": "user", "content": "tell me more [[len:80]] [[fail:stream_cut]]"}]},
+                      timeout=30) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] != "data: [DONE]"
+    assert '"error"' in lines[-1] and "upstream_stream_broken" in lines[-1]
+    assert any('"content"' in line for line in lines[1:-1])  # part of the answer was relayed
+    # The SDK surfaces it as an error, not a clean end.
+    client = client_for(gateway, live_tenant.infer.raw)
+    with pytest.raises(openai.APIError):
+        for _ in client.chat.completions.create(
+                model=model, stream=True,
+                messages=[{"role": "user", "content": "again [[len:80]] [[fail:stream_cut]]"}]):
+            pass
+    ledger.flush()
+    cut = InferenceEvent.objects.filter(organization=live_tenant.org, status="error", stream=True)
+    assert cut.count() == 2
+    assert all(e.output_tokens > 0 and e.cost_usd > 0 for e in cut)  # charged what was produced
+
+
+def test_stream_falls_back_before_first_byte(gateway, live_tenant) -> None:
+    client = client_for(gateway, live_tenant.infer.raw)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", stream=True, extra_body={"fallbacks": ["claude-haiku-4-5"]},
+        messages=[{"role": "user", "content": "hi [[fail:500@gpt-4o-mini]]"}])
+    assert raw.headers["x-asahi-model"] == "claude-haiku-4-5"
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text
