@@ -30,9 +30,14 @@ def _make_client() -> Any:
     global _fake_server
     if settings.REDIS_URL:
         import redis.asyncio as aredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
+        # No client-side retries: an unreachable Redis must surface within the socket timeout so
+        # the organization's failure policy applies promptly.
         return aredis.Redis.from_url(
             settings.REDIS_URL,
+            retry=Retry(NoBackoff(), 0),
             socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
             socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
             max_connections=256,

@@ -16,6 +16,7 @@ urlpatterns = [
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
     path("", include("governance.urls")),
     path("", include("inference.urls")),
+    path("", include("analytics.urls")),
 ]
 
 handler400 = "asahi_project.errors.handler400"

@@ -13,11 +13,12 @@ All state lives in Redis so every server process enforces the same limits. Typic
 Every call raises ``LimitsUnavailable`` (and nothing else) when Redis cannot answer in time.
 """
 
-from .admission import Limits, usd_to_nano
+from .admission import Limits
 from .breaker import BreakerState, CircuitBreaker, circuit_name
 from .client import limits_client
 from .errors import LimitsUnavailable
 from .keys import period_bucket
+from .policy import RequestLimits, request_limits, usd_to_nano
 from .types import (
     NANO_PER_USD,
     Admission,
@@ -37,9 +38,11 @@ __all__ = [
     "Limits",
     "LimitsUnavailable",
     "RateLimit",
+    "RequestLimits",
     "SettleResult",
     "circuit_name",
     "limits_client",
     "period_bucket",
+    "request_limits",
     "usd_to_nano",
 ]

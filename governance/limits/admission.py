@@ -7,7 +7,6 @@ commits all of them or nothing; one ``settle``/``release`` = one Lua call. See
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -225,10 +224,3 @@ class Limits:
             )
             for i, (b, k) in enumerate(zip(budgets, buckets, strict=True))
         ]
-
-
-def usd_to_nano(usd: float | str) -> int:
-    """Convenience for callers holding decimal USD (rounds up: reservations must not undershoot)."""
-    from decimal import Decimal
-
-    return math.ceil(Decimal(str(usd)) * 1_000_000_000)

@@ -1,4 +1,3 @@
-import time
 
 import pytest
 
@@ -38,14 +37,3 @@ def test_confidence_is_bounded_and_low_without_cues():
 def test_all_names_are_known_task_types():
     for p in ("def f(): pass", "2+2", "poem", "", "summarize"):
         assert detect_task_type(p).name in TASK_TYPES
-
-
-def test_detection_is_fast_on_long_prompts():
-    prompt = "Please explain why this function is slow and how to fix it. " * 200
-    rounds = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(50):
-            detect_task_type(prompt)
-        rounds.append((time.perf_counter() - start) / 50 * 1000)
-    assert min(rounds) < 1.0
