@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("governance.urls")),
     path("", include("inference.urls")),
     path("", include("analytics.urls")),
+    path("", include("caching.urls")),
 ]
 
 handler400 = "asahi_project.errors.handler400"

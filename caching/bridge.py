@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
@@ -111,7 +112,8 @@ def _lookup_sync(call: GatewayCall, plan: Plan, embedder: Any, vector: Any, quer
             SemanticEntry.objects.filter(pk=entry_id).update(hit_count=F("hit_count") + 1,
                                                              last_hit_at=timezone.now())
             close_old_connections()
-            hit = CachedAnswer(**answer)
+            # Raw SQL returns jsonb as text.
+            hit = CachedAnswer(**(orjson.loads(answer) if isinstance(answer, str) else answer))
             return hit, similarity, decision.reason
         if similarity < thresholds.low:
             break
@@ -120,7 +122,7 @@ def _lookup_sync(call: GatewayCall, plan: Plan, embedder: Any, vector: Any, quer
 
 async def semantic_lookup(*, call: GatewayCall, plan: Plan
                           ) -> tuple[CachedAnswer, float, str] | None:
-    if not call.auth.policy.semantic_cache_enabled:
+    if not call.auth.policy.semantic_cache_enabled or not call.semantic:
         return None
     query = _query_text(call)
     if query is None:
@@ -161,7 +163,8 @@ def semantic_store(*, call: GatewayCall, plan: Plan, model: ModelInfo,
     """Fire-and-forget insert after a miss (the vector was computed during the lookup)."""
     stored = getattr(call, "semantic_vector", None)
     query = _query_text(call)
-    if stored is None or query is None or not call.auth.policy.semantic_cache_enabled:
+    if stored is None or query is None or not call.auth.policy.semantic_cache_enabled \
+            or not call.semantic:
         return
     name, vector = stored
     loop = asyncio.get_running_loop()

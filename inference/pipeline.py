@@ -31,6 +31,8 @@ from asahi_project.errors import (
 )
 from caching import exact
 from caching.keys import canonical_hash
+from caching.singleflight import Flight
+from caching.singleflight import join as join_flight
 from governance import enforcement
 from governance.types import AuthContext
 from inference import pricing
@@ -69,6 +71,7 @@ class GatewayCall:
     client_ip: str | None = None
     started: float = field(default_factory=time.perf_counter)
     include_usage: bool = False
+    semantic: bool = True  # False for internal step calls (tier 3): exact cache only
 
 
 @dataclass
@@ -362,6 +365,17 @@ async def _lookup_caches(call: GatewayCall, p: Plan, catalogue: Catalogue, diges
 
 
 async def complete(call: GatewayCall) -> GatewayResponse:
+    """Single flight: concurrent identical misses in an organization make one upstream call; the
+    others wait for the leader and then read its answer from the exact cache."""
+    flights: list[Flight] = []
+    try:
+        return await _complete(call, flights)
+    finally:
+        for flight in flights:  # after exact.put, so followers find the answer
+            await flight.release()
+
+
+async def _complete(call: GatewayCall, flights: list[Flight]) -> GatewayResponse:
     catalogue = await aget_catalogue()
     p: Plan | None = None
     try:
@@ -373,6 +387,12 @@ async def complete(call: GatewayCall) -> GatewayResponse:
             cached = await _lookup_caches(call, p, catalogue, digest)
             if cached is not None:
                 return cached
+            flight = await join_flight(call.auth.org_id, digest)
+            flights.append(flight)
+            if not flight.leader:  # the leader has answered and stored it
+                cached = await _lookup_caches(call, p, catalogue, digest)
+                if cached is not None:
+                    return cached
         admission = await enforcement.admit(auth=call.auth, chain=p.chain,
                                             input_tokens=p.input_tokens_est,
                                             max_output_tokens=p.max_output_tokens)

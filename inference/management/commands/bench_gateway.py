@@ -105,13 +105,15 @@ class Command(BaseCommand):
                "LOG_LEVEL": "WARNING"}
         if settings.REDIS_URL:
             env["REDIS_URL"] = settings.REDIS_URL
+        Path(opts["json"]).parent.mkdir(parents=True, exist_ok=True)
+        log = open(Path(opts["json"]).with_suffix(".server.log"), "wb")  # noqa: SIM115
         upstream = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "inference.fake_upstream", "--port", str(up_port),
              "--latency-ms", "0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         web = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "uvicorn", "asahi_project.asgi:application", "--port",
              str(web_port), "--log-level", "warning", "--no-access-log"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            env=env, stdout=subprocess.DEVNULL, stderr=log)
         results: dict[str, Any] = {"requests": opts["requests"], "cpu_count": os.cpu_count()}
         try:
             self._wait(web_port)
@@ -165,7 +167,7 @@ class Command(BaseCommand):
                           "| req/s | CPU ms/req | errors |")
         self.stdout.write("|---|---|---|---|---|---|---|---|---|")
         for key, row in results.items():
-            if not key.startswith("c"):
+            if not (key.startswith("c") and key[1:].isdigit()):
                 continue
             d = row["direct"]
             self.stdout.write(f"| {key[1:]} | direct to upstream | {d['p50_ms']:.2f} | "

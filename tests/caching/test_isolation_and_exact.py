@@ -1,0 +1,78 @@
+"""Through the live gateway and the openai SDK: cached answers never cross organizations."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from caching.models import SemanticEntry
+from tests.conftest import make_tenant
+from tests.inference.conftest import client_for
+
+pytestmark = [pytest.mark.redis]
+
+
+def _ask(base: str, key: str, text: str, cache: str = "default"):  # type: ignore[no-untyped-def]
+    client = client_for(base, key)
+    return client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}],
+        extra_body={"cache": cache})
+
+
+def test_identical_request_twice_is_exact(gateway, live_tenant, fake_upstream) -> None:
+    prompt = f"Name three uses of a cache ({uuid.uuid4().hex[:8]})"
+    before = fake_upstream.stats()["total"]
+    first = _ask(gateway, live_tenant.infer.raw, prompt)
+    second = _ask(gateway, live_tenant.infer.raw, prompt)
+    assert first.headers["x-asahi-cache"] == "miss"
+    assert second.headers["x-asahi-cache"] == "exact"
+    assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert fake_upstream.stats()["total"] - before == 1
+
+
+def test_other_organization_never_gets_the_exact_answer(gateway, live_tenant, fake_upstream) -> None:
+    other = make_tenant("live-globex")
+    prompt = f"What is the boiling point of water? ({uuid.uuid4().hex[:8]})"
+    a1 = _ask(gateway, live_tenant.infer.raw, prompt)
+    a2 = _ask(gateway, live_tenant.infer.raw, prompt)
+    before = fake_upstream.stats()["total"]
+    b1 = _ask(gateway, other.infer.raw, prompt)
+    assert (a1.headers["x-asahi-cache"], a2.headers["x-asahi-cache"]) == ("miss", "exact")
+    assert b1.headers["x-asahi-cache"] == "miss"
+    assert fake_upstream.stats()["total"] - before == 1  # org B really went upstream
+    assert _ask(gateway, other.infer.raw, prompt).headers["x-asahi-cache"] == "exact"
+
+
+def _wait_for_entries(org_id: uuid.UUID, n: int, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    count = 0
+    while time.monotonic() < deadline:
+        count = SemanticEntry.objects.filter(organization_id=org_id).count()
+        if count >= n:
+            break
+        time.sleep(0.05)
+    return count
+
+
+def test_other_organization_never_gets_the_semantic_answer(gateway, live_tenant) -> None:
+    try:
+        from caching.semantic.embedders import get_local_embedder
+
+        get_local_embedder().embed(["warm up"])  # the first load exceeds the lookup's budget
+    except Exception as exc:  # pragma: no cover - depends on the optional embedder package
+        pytest.skip(f"local embedder unavailable: {exc!r}")
+    other = make_tenant("live-initech")
+    tag = uuid.uuid4().hex[:6]
+    stored = f"How do I reset my password on the portal {tag}?"
+    paraphrase = f"How can I reset my password on the portal {tag}?"
+    assert _ask(gateway, live_tenant.infer.raw, stored).headers["x-asahi-cache"] == "miss"
+    assert _wait_for_entries(live_tenant.org.pk, 1) == 1
+    own = _ask(gateway, live_tenant.infer.raw, paraphrase)
+    # The paraphrase is a semantic hit for the organization that stored the answer...
+    assert own.headers["x-asahi-cache"] == "semantic", own.headers
+    # ...and a miss for another organization, with the same paraphrase or the stored prompt
+    # (no-store, so B's own answer to the paraphrase cannot serve B's second question).
+    assert _ask(gateway, other.infer.raw, paraphrase, "no-store").headers["x-asahi-cache"] == "miss"
+    assert _ask(gateway, other.infer.raw, stored).headers["x-asahi-cache"] == "miss"
