@@ -231,6 +231,10 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
     },
     "SECURITY": [{"bearerAuth": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "inference.schema.add_gateway_paths",
+    ],
 }
 
 # --- Asahi ----------------------------------------------------------------------------------------

@@ -75,6 +75,9 @@ class CacheInvalidateView(APIView):
     permission_classes = [AdminScope]
 
     class Input(StrictSerializer):
+        class Meta:
+            ref_name = "CacheInvalidateInput"
+
         org_id = serializers.CharField(required=False, allow_blank=True)
         scope = serializers.ChoiceField(choices=services.SCOPES)
         model = serializers.CharField(required=False, max_length=120)

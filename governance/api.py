@@ -60,11 +60,17 @@ class SignupView(APIView):
     throttle_scope = "signup"
 
     class Input(StrictSerializer):
+        class Meta:
+            ref_name = "SignupInput"
+
         org_name = serializers.CharField(max_length=120)
         user_id = serializers.CharField(max_length=150)
         email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
 
     class Output(serializers.Serializer):
+        class Meta:
+            ref_name = "SignupOutput"
+
         org_id = serializers.CharField()
         org_name = serializers.CharField()
         api_key = serializers.CharField(help_text="Shown only this once.")
@@ -99,6 +105,9 @@ class ApiKeysView(APIView):
     permission_classes = [AdminScope]
 
     class Input(StrictSerializer):
+        class Meta:
+            ref_name = "ApiKeyCreateInput"
+
         org_id = serializers.CharField(required=False, allow_blank=True)
         name = serializers.CharField(required=False, allow_blank=True, max_length=120, default="")
         scopes = serializers.ListField(child=serializers.CharField(), required=False)

@@ -1,0 +1,140 @@
+"""OpenAPI descriptions of the hot-path endpoints.
+
+They are plain async views (no DRF request cycle), so drf-spectacular cannot introspect them; this
+post-processing hook adds their paths and schemas to /openapi.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "object", "properties": {
+            "type": {"type": "string"}, "message": {"type": "string"},
+            "code": {"type": "string"}, "param": {"type": "string", "nullable": True}},
+            "required": ["type", "message", "code"]},
+        "request_id": {"type": "string"},
+    },
+    "required": ["error", "request_id"],
+}
+
+ASAHI_OPTIONS = {
+    "routing_mode": {"type": "string", "enum": ["autopilot", "guided", "explicit"]},
+    "quality_preference": {"type": "string", "enum": ["low", "medium", "high", "max"]},
+    "latency_preference": {"type": "string", "enum": ["low", "medium", "high"]},
+    "latency_budget_ms": {"type": "integer", "minimum": 1},
+    "quality_threshold": {"type": "number", "minimum": 0, "maximum": 5},
+    "cost_budget": {"type": "number", "minimum": 0},
+    "cache": {"type": "string", "enum": ["default", "no-cache", "no-store"]},
+}
+
+CHAT_REQUEST = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "properties": {
+        "model": {"type": "string", "description": "A catalogue model, or `auto` for the router"},
+        "messages": {"type": "array", "items": {"type": "object", "properties": {
+            "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+            "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
+                        "nullable": True},
+            "tool_calls": {"type": "array", "items": {"type": "object"}},
+            "tool_call_id": {"type": "string"}}}},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "max_tokens": {"type": "integer"}, "max_completion_tokens": {"type": "integer"},
+        "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "tools": {"type": "array", "items": {"type": "object"}},
+        "tool_choice": {"oneOf": [{"type": "string"}, {"type": "object"}]},
+        "response_format": {"type": "object"}, "user": {"type": "string"},
+        "stream": {"type": "boolean"}, "stream_options": {"type": "object"},
+        "fallbacks": {"type": "array", "items": {"type": "string"},
+                      "description": "Models to try if an explicit model fails"},
+        **ASAHI_OPTIONS,
+    },
+}
+
+INFER_REQUEST = {
+    "type": "object",
+    "required": ["prompt"],
+    "properties": {
+        "prompt": {"type": "string", "minLength": 1, "maxLength": 100000},
+        "task_id": {"type": "string"}, "user_id": {"type": "string"},
+        "organization_id": {"type": "string"}, "model_override": {"type": "string"},
+        "document_id": {"type": "string", "description": "Tier 3: prompt holds <document>...</document>"},
+        "system": {"type": "string"}, "max_tokens": {"type": "integer"},
+        "temperature": {"type": "number"},
+        **ASAHI_OPTIONS,
+    },
+}
+
+INFER_RESPONSE = {
+    "type": "object",
+    "properties": {
+        "request_id": {"type": "string"}, "response": {"type": "string"},
+        "model_used": {"type": "string"}, "tokens_input": {"type": "integer"},
+        "tokens_output": {"type": "integer"}, "cost": {"type": "number"},
+        "latency_ms": {"type": "number"}, "cache_hit": {"type": "boolean"},
+        "cache_tier": {"type": "integer", "enum": [0, 1, 2, 3]},
+        "routing_reason": {"type": "string"}, "cost_original": {"type": "number"},
+        "cost_savings_percent": {"type": "number"},
+        "optimization_techniques": {"type": "array", "items": {"type": "string"}},
+        "task_type": {"type": "string"},
+    },
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): {"description": "Error", "content": {"application/json": {"schema": ERROR}}}
+            for c in codes}
+
+
+def _op(op_id: str, summary: str, tag: str, request: dict[str, Any] | None,
+        response: dict[str, Any], errors: tuple[int, ...], description: str = "") -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": op_id, "summary": summary, "description": description, "tags": [tag],
+        "security": [{"bearerAuth": []}],
+        "responses": {"200": {"description": "OK", "content": {"application/json": {
+            "schema": response}}}, **_errors(*errors)},
+    }
+    if request is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": request}}}
+    return op
+
+
+def add_gateway_paths(result: dict[str, Any], generator: Any, request: Any, public: bool
+                      ) -> dict[str, Any]:
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    paths = result.setdefault("paths", {})
+    paths["/v1/chat/completions"] = {"post": _op(
+        "chat_completions_create", "OpenAI-compatible chat completion", "inference", CHAT_REQUEST,
+        {"type": "object", "description": "OpenAI chat.completion (or an SSE stream of chunks)"},
+        (400, 401, 403, 404, 413, 429, 502, 503),
+        "Response headers: X-Request-ID, X-Asahi-Cache, X-Asahi-Model, X-Asahi-Cost-USD, "
+        "X-Asahi-Cache-Similarity.")}
+    paths["/infer"] = {"post": _op("infer_create", "Native inference (seed contract)", "inference", INFER_REQUEST,
+                                   INFER_RESPONSE, (400, 401, 403, 404, 413, 429, 502, 503))}
+    paths["/v1/embeddings"] = {"post": _op(
+        "embeddings_create", "OpenAI-compatible embeddings (cached exactly)", "inference",
+        {"type": "object", "required": ["model", "input"], "properties": {
+            "model": {"type": "string"},
+            "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}}},
+        {"type": "object"}, (400, 401, 404, 429, 502))}
+    paths["/v1/models"] = {"get": _op("v1_models_list", "Models (OpenAI list format)", "inference", None,
+                                      {"type": "object"}, (401,))}
+    paths["/models"] = {"get": _op("models_list", "Models with prices and quality", "inference", None,
+                                   {"type": "object"}, (401,))}
+    paths["/feedback"] = {"post": _op(
+        "feedback_create", "Rate an answer", "inference",
+        {"type": "object", "required": ["request_id"], "properties": {
+            "request_id": {"type": "string"}, "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "thumbs": {"type": "string", "enum": ["up", "down"]}, "comment": {"type": "string"}}},
+        {"type": "object"}, (400, 401, 404, 409))}
+    paths["/health"] = {"get": {"operationId": "health_retrieve", "summary": "Health of every component", "tags": ["health"],
+                                "security": [], "responses": {
+                                    "200": {"description": "OK"},
+                                    "503": {"description": "Database down"}}}}
+    return result
