@@ -219,7 +219,12 @@ def handler500(request: HttpRequest) -> HttpResponse:
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):
         return error_response(PayloadTooLarge("request body exceeds the maximum size"))
-    return error_response(InvalidRequest("bad request"))
+    from django.core.exceptions import DisallowedHost
+
+    if isinstance(exception, DisallowedHost):
+        return error_response(InvalidRequest("invalid Host header (not in ALLOWED_HOSTS)",
+                                             code="disallowed_host"))
+    return error_response(InvalidRequest(str(exception) or "bad request"))
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

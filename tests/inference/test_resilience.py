@@ -96,3 +96,40 @@ def test_stream_falls_back_before_first_byte(gateway, live_tenant) -> None:
     assert raw.headers["x-asahi-model"] == "claude-haiku-4-5"
     text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
     assert text
+
+
+def test_client_disconnect_cancels_upstream_and_charges_what_was_used(gateway, live_tenant,
+                                                                      fake_upstream) -> None:
+    import socket
+    import time
+
+    import orjson
+
+    before = fake_upstream.stats()["disconnects"]
+    host, port = gateway.removeprefix("http://").split(":")
+    body = orjson.dumps({"model": "gpt-4o-mini", "stream": True, "messages": [
+        {"role": "user", "content": "a long story please [[len:400]] [[chunk_ms:20]]"}]})
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 + f"Authorization: Bearer {live_tenant.infer.raw}\r\n".encode()
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    received = b""
+    while received.count(b"data: ") < 5:  # a few chunks of the answer
+        chunk = sock.recv(4096)
+        assert chunk, received
+        received += chunk
+    sock.close()  # the client goes away mid-answer
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and fake_upstream.stats()["disconnects"] == before:
+        time.sleep(0.05)
+    assert fake_upstream.stats()["disconnects"] > before  # the upstream call was cancelled
+    deadline = time.monotonic() + 10
+    event = None
+    while time.monotonic() < deadline and event is None:
+        ledger.flush()
+        event = InferenceEvent.objects.filter(organization=live_tenant.org,
+                                              status="cancelled").first()
+        time.sleep(0.05)
+    assert event is not None
+    assert 0 < event.output_tokens < 400  # charged for what was produced, not the whole answer
+    assert event.cost_usd > 0
