@@ -11,9 +11,10 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("ASAHI_DATA_DIR", BASE_DIR / ".data"))
@@ -88,3 +89,12 @@ def stop_embedded() -> None:
         # SIGINT is PostgreSQL's "fast shutdown"; pg_ctl itself refuses to run as root.
         with suppress(ProcessLookupError, ValueError, IndexError):
             os.kill(int(pid_file.read_text().splitlines()[0]), 2)
+
+
+def database_url(db: Mapping[str, Any]) -> str:
+    """A DATABASE_URL for Django connection settings (Unix sockets as ?host=), for subprocesses."""
+    host = str(db["HOST"])
+    if host.startswith("/"):
+        return f"postgresql://{db['USER']}@/{db['NAME']}?host={host}"
+    return (f"postgresql://{db['USER']}:{db['PASSWORD']}@{host}:{db['PORT'] or 5432}/"
+            f"{db['NAME']}")

@@ -24,11 +24,9 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    host = db["HOST"]
-    if host.startswith("/"):
-        return f"postgresql://{db['USER']}@/{db['NAME']}?host={host}"
-    return f"postgresql://{db['USER']}:{db['PASSWORD']}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+    from asahi_project.embedded import database_url
+
+    return database_url(settings.DATABASES["default"])
 
 
 def _start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:

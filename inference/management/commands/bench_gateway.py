@@ -95,11 +95,9 @@ class Command(BaseCommand):
         hit_org = organization_create(name=name + "-hits", actor="bench")
         hit_key = api_key_issue(organization=hit_org, actor="bench", scopes=["infer"]).raw
         up_port, web_port = _free_port(), _free_port()
-        db = settings.DATABASES["default"]
-        db_url = (f"postgresql://{db['USER']}@/{db['NAME']}?host={db['HOST']}"
-                  if str(db["HOST"]).startswith("/") else
-                  f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/"
-                  f"{db['NAME']}")
+        from asahi_project.embedded import database_url
+
+        db_url = database_url(settings.DATABASES["default"])
         env = {**os.environ, "OPENAI_API_KEY": "bench", "DATABASE_URL": db_url,
                "OPENAI_BASE_URL": f"http://127.0.0.1:{up_port}/v1", "ASAHI_LOG_JSON": "false",
                "LOG_LEVEL": "WARNING"}
