@@ -9,19 +9,20 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import asdict, is_dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics import insights_bridge, selectors
+from analytics import anomaly_findings, insights_bridge, selectors
 from analytics.rollup import EPOCH
 from asahi_project.errors import InvalidRequest
 from asahi_project.health import STARTED
@@ -232,6 +233,10 @@ class ForecastView(APIView):
 
 
 class AnomaliesView(APIView):
+    """Anomaly episodes ending in the last `hours`, from the periodic scan (`source: scan`, as of
+    `scanned_at`); an organization never scanned gets its organization-level series detected on
+    demand (`source: on_demand`)."""
+
     permission_classes = [AnalyticsScope]
 
     @extend_schema(parameters=[ORG_PARAM, OpenApiParameter("hours", int, required=False)],
@@ -240,10 +245,23 @@ class AnomaliesView(APIView):
         raw = request.query_params.get("hours", "24")
         if not raw.isdigit() or not 1 <= int(raw) <= 24 * 30:
             raise InvalidRequest("hours must be an integer from 1 to 720", param="hours")
+        hours = int(raw)
         org = _org(request)
-        found = insights_bridge.org_anomalies(org=org, report_hours=int(raw))
-        return Response({"org_id": str(org.id), "hours": int(raw), "count": len(found),
-                         "anomalies": jsonable(found)})
+        stored = anomaly_findings.stored_anomalies(
+            org=org, since=timezone.now() - timedelta(hours=hours))
+        if stored is not None:
+            found, source = stored.anomalies, "scan"
+            scanned_at: str | None = stored.scanned_at.isoformat()
+            keys_skipped = stored.keys_skipped
+        else:
+            # Never scanned yet (new organization, alerts task not running): the organization
+            # series on demand, which is one detector pass; keys wait for the scan.
+            found = insights_bridge.org_anomalies(org=org, report_hours=hours,
+                                                  include_keys=False)
+            source, scanned_at, keys_skipped = "on_demand", None, 0
+        return Response({"org_id": str(org.id), "hours": hours, "count": len(found),
+                         "source": source, "scanned_at": scanned_at,
+                         "keys_skipped": keys_skipped, "anomalies": jsonable(found)})
 
 
 class RecommendationsView(APIView):

@@ -50,7 +50,8 @@ def month_forecast(*, org: Organization, now: datetime | None = None) -> MonthEn
     )
 
 
-def _buckets(rows: list[selectors.HourBucket]) -> list[UsageBucket]:
+def usage_buckets(rows: list[selectors.HourBucket]) -> list[UsageBucket]:
+    """Hour rows (of any keys) summed per hour into the detector's input."""
     merged: dict[datetime, list[float]] = {}
     for r in rows:
         acc = merged.setdefault(r.start, [0, 0, 0.0, 0.0])
@@ -65,14 +66,21 @@ def _buckets(rows: list[selectors.HourBucket]) -> list[UsageBucket]:
 
 def org_anomalies(*, org: Organization, report_hours: int = 24, now: datetime | None = None,
                   include_keys: bool = True) -> list[Anomaly]:
-    """Hourly anomalies of the organization and each of its keys ending in the last hours."""
+    """Hourly anomalies of the organization and each of its keys ending in the last hours.
+
+    Runs the detector on demand (one pass per key): the endpoint reads the findings of the
+    periodic scan instead (`analytics.anomaly_findings`) and uses this, organization-level only,
+    for an organization that was never scanned.
+    """
     now = now or timezone.now()
-    rows = selectors.hourly_usage(org_ids=[org.id], since=floor_hour(now - ANOMALY_HISTORY))
+    rows = selectors.hourly_usage(org_ids=[org.id], since=floor_hour(now - ANOMALY_HISTORY),
+                                  by_key=include_keys)
     until = floor_hour(now)
     since = now - timedelta(hours=report_hours)
-    found = detect_usage_anomalies(buckets=_buckets(rows), scope="organization",
+    # The current hour is still filling: `partial_from` keeps it from reading as a drop.
+    found = detect_usage_anomalies(buckets=usage_buckets(rows), scope="organization",
                                    scope_id=str(org.id), granularity=Granularity.HOUR,
-                                   until=until, since=since)
+                                   until=until, since=since, partial_from=until)
     if include_keys:
         by_key: dict[int, list[selectors.HourBucket]] = {}
         for r in rows:
@@ -81,9 +89,9 @@ def org_anomalies(*, org: Organization, report_hours: int = 24, now: datetime | 
         prefixes = dict(ApiKey.objects.filter(pk__in=list(by_key)).values_list("pk", "prefix"))
         for key_id, key_rows in by_key.items():
             found += detect_usage_anomalies(
-                buckets=_buckets(key_rows), scope="key",
+                buckets=usage_buckets(key_rows), scope="key",
                 scope_id=prefixes.get(key_id, str(key_id)), granularity=Granularity.HOUR,
-                until=until, since=since)
+                until=until, since=since, partial_from=until)
     return found
 
 

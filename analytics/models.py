@@ -102,3 +102,60 @@ class SentAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.threshold}% {self.period_start:%Y-%m-%d}"
+
+
+class AnomalyFinding(models.Model):
+    """One anomaly episode of an organization or of one of its keys, found by the scan that the
+    `analytics.alerts` task runs (see `analytics.anomaly_findings`); `/analytics/anomalies` reads
+    these rows instead of running the detector per key on every request.
+
+    An episode is identified by where it starts: (scope, scope_id, metric, started_at). A scan
+    replaces the findings that end inside its rescan window, so an episode still in progress is
+    updated in place and one the newer data no longer supports disappears.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=16, help_text="organization | key")
+    scope_id = models.CharField(max_length=64, help_text="organization id or key prefix")
+    api_key_id = models.BigIntegerField(null=True, blank=True)
+    metric = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16)
+    direction = models.CharField(max_length=4)
+    started_at = models.DateTimeField(help_text="first bucket of the episode")
+    at = models.DateTimeField(help_text="spike: the peak bucket; level shift: the first bucket")
+    end = models.DateTimeField(help_text="last bucket of the episode")
+    points = models.PositiveIntegerField(default=1)
+    value = models.FloatField()
+    baseline = models.FloatField()
+    deviation = models.FloatField()
+    severity = models.CharField(max_length=16)
+    message = models.TextField()
+    detected_at = models.DateTimeField(help_text="first scan that found this episode")
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "end"], name="anomaly_org_end")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "scope", "scope_id", "metric", "started_at"],
+                name="anomalyfinding_episode_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.scope_id} {self.metric} {self.kind} @ {self.at:%Y-%m-%d %H:00}"
+
+
+class AnomalyScan(models.Model):
+    """When an organization's anomalies were last scanned; no row means never (the endpoint then
+    falls back to an on-demand, organization-level detection)."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE,
+                                        related_name="+")
+    scanned_at = models.DateTimeField()
+    report_since = models.DateTimeField(help_text="findings ending from here on were recomputed")
+    keys_scanned = models.PositiveIntegerField(default=0)
+    keys_skipped = models.PositiveIntegerField(default=0)
+    duration_ms = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"anomaly scan {self.organization_id} @ {self.scanned_at.isoformat()}"

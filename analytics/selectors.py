@@ -346,10 +346,15 @@ class HourBucket:
     latency_sum_ms: float
 
 
-def hourly_usage(*, org_ids: list[uuid.UUID] | None, since: datetime) -> list[HourBucket]:
-    """Per hour and key: requests, errors, cost, latency sum (for anomaly detection)."""
+def hourly_usage(*, org_ids: list[uuid.UUID] | None, since: datetime,
+                 by_key: bool = True) -> list[HourBucket]:
+    """Per hour and key: requests, errors, cost, latency sum (for anomaly detection).
+
+    `by_key=False` sums the keys (api_key_id 0): the organization-level series only.
+    """
     src, params = source_sql(org_ids=org_ids, since=since, hourly_only=True)
-    sql = ("SELECT bucket, api_key_id, sum(requests), sum(errors), sum(cost_usd), "
+    key = "api_key_id" if by_key else "0"
+    sql = (f"SELECT bucket, {key}, sum(requests), sum(errors), sum(cost_usd), "
            f"sum(latency_sum_ms) FROM ({src}) s GROUP BY 1, 2")
     return [HourBucket(start=b.astimezone(UTC), api_key_id=int(k), requests=int(r),
                        errors=int(e), cost_usd=float(c or 0), latency_sum_ms=float(lat or 0))

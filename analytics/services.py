@@ -1,4 +1,5 @@
-"""Analytics side effects: budget alerts (email + webhook) and freezing keys on spend anomalies.
+"""Analytics side effects: budget alerts (email + webhook), the anomaly scan that feeds
+`/analytics/anomalies`, and freezing keys on spend anomalies.
 
 Each budget threshold (50/80/100 % of the organization's daily or monthly budget) is recorded in
 `SentAlert` under a unique constraint, so it fires at most once per period even when two alert
@@ -37,6 +38,8 @@ FREEZE_LOOKBACK = timedelta(hours=2)
 class AlertReport:
     budget_alerts: int = 0
     frozen_keys: int = 0
+    anomaly_scans: int = 0
+    anomalies: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -126,16 +129,19 @@ def check_budgets(*, policy: Policy, now: datetime | None = None) -> list[dict[s
 
 
 def freeze_anomalous_keys(*, policy: Policy, now: datetime | None = None) -> list[str]:
-    """Freeze keys with a severe upward spend anomaly (policy.freeze_keys_on_anomaly)."""
-    from analytics.insights_bridge import org_anomalies
+    """Freeze keys with a severe upward spend anomaly (policy.freeze_keys_on_anomaly), as found by
+    the organization's latest anomaly scan (scanned now when it never was)."""
+    from analytics.anomaly_findings import scan_org_anomalies, stored_anomalies
     from governance.selectors import auth_cache
 
     now = now or timezone.now()
     org = policy.organization
     frozen: list[str] = []
-    anomalies = org_anomalies(org=org, now=now, report_hours=int(FREEZE_LOOKBACK / timedelta(
-        hours=1)))
-    for a in anomalies:
+    stored = stored_anomalies(org=org, since=now - FREEZE_LOOKBACK)
+    if stored is None:
+        scan_org_anomalies(org=org, now=now)
+        stored = stored_anomalies(org=org, since=now - FREEZE_LOOKBACK)
+    for a in stored.anomalies if stored else []:
         if (a.scope != "key" or a.metric.value != "spend" or a.direction != "up"
                 or a.severity.value not in FREEZE_SEVERITIES):
             continue
@@ -161,8 +167,28 @@ def freeze_anomalous_keys(*, policy: Policy, now: datetime | None = None) -> lis
     return frozen
 
 
+def scan_anomalies(*, now: datetime | None = None, report: AlertReport | None = None,
+                   ) -> AlertReport:
+    """Scan every active organization for anomalies (stored for `/analytics/anomalies`)."""
+    from analytics.anomaly_findings import scan_org_anomalies
+
+    report = report or AlertReport()
+    now = now or timezone.now()
+    for org in Organization.objects.filter(is_active=True).order_by("created_at"):
+        try:
+            result = scan_org_anomalies(org=org, now=now)
+        except Exception:  # one organization's failure must not stop the others' scans
+            logger.exception("anomaly_scan_failed", extra={"org_id": str(org.id)})
+            continue
+        report.anomaly_scans += 1
+        report.anomalies += len(result.findings)
+    return report
+
+
 def run_alerts(*, now: datetime | None = None) -> AlertReport:
-    report = AlertReport()
+    """The `analytics.alerts` task: anomaly scan first (freezing reads it), then budgets."""
+    now = now or timezone.now()
+    report = scan_anomalies(now=now)
     policies = Policy.objects.select_related("organization").filter(organization__is_active=True)
     for policy in policies:
         try:

@@ -21,4 +21,5 @@ def alerts() -> dict[str, int]:
     from analytics.services import run_alerts
 
     report = run_alerts()
-    return {"budget_alerts": report.budget_alerts, "frozen_keys": report.frozen_keys}
+    return {"budget_alerts": report.budget_alerts, "frozen_keys": report.frozen_keys,
+            "anomaly_scans": report.anomaly_scans, "anomalies": report.anomalies}

@@ -76,10 +76,12 @@ class InferenceEvent(models.Model):
 
     created_at = models.DateTimeField(db_index=False)
     request_id = models.CharField(max_length=128)
+    # No single-column indexes: the composite (organization, created_at) and (organization, api_key,
+    # created_at) indexes serve every query, and each extra index slows the bulk inserts.
     organization = models.ForeignKey(Organization, on_delete=models.DO_NOTHING, db_constraint=False,
-                                     related_name="+")
+                                     related_name="+", db_index=False)
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.DO_NOTHING,
-                                db_constraint=False, related_name="+")
+                                db_constraint=False, related_name="+", db_index=False)
     endpoint = models.CharField(max_length=32, default="chat")
     model = models.CharField(max_length=120, blank=True)
     provider = models.CharField(max_length=64, blank=True)

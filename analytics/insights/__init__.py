@@ -13,6 +13,7 @@ from .anomalies import (
     UsageBucket,
     detect_series_anomalies,
     detect_usage_anomalies,
+    most_severe_first,
     severity_for,
 )
 from .forecast import BudgetRisk, ForecastMethod, MonthEndForecast, forecast_month_end
@@ -57,5 +58,6 @@ __all__ = [
     "detect_series_anomalies",
     "detect_usage_anomalies",
     "forecast_month_end",
+    "most_severe_first",
     "severity_for",
 ]

@@ -93,3 +93,23 @@ def student_t_quantile(p: float, df: float) -> float:
     g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
     g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
     return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+
+
+def slot_medians(values: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Each value's slot median (the same numbers as np.median per slot), in one sort.
+
+    The anomaly detector computes this for every judged point; one lexsort instead of a median
+    call per slot makes a scan several times faster. `values` must not contain NaN.
+    """
+    if values.size == 0:
+        return np.empty_like(values)
+    order = np.lexsort((values, slots))
+    ordered = values[order]
+    _, starts, counts = np.unique(slots[order], return_index=True, return_counts=True)
+    upper = ordered[starts + counts // 2]
+    lower = ordered[starts + (counts - 1) // 2]
+    # Odd counts: lower and upper are the same element. Even: their mean, as np.median does.
+    group = np.where(counts % 2 == 1, upper, (lower + upper) / 2.0)
+    medians = np.empty_like(values)
+    medians[order] = np.repeat(group, counts)
+    return medians

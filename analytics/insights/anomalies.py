@@ -31,7 +31,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from ._stats import robust_sigma
+from ._stats import robust_sigma, slot_medians
 
 
 class Metric(StrEnum):
@@ -199,12 +199,15 @@ def detect_series_anomalies(
     granularity: Granularity = Granularity.HOUR,
     counts: Sequence[float] | None = None,
     since: datetime | None = None,
+    partial_from: datetime | None = None,
     config: DetectorConfig = DEFAULT_CONFIG,
 ) -> list[Anomaly]:
     """Anomalies in one regular series (one value per bucket, sorted or not).
 
     ``counts`` (requests per bucket, aligned with ``points``) feed the binomial floor and the
-    ``min_count`` filter. ``since`` keeps only episodes that end at or after it.
+    ``min_count`` filter. ``since`` keeps only episodes that end at or after it. Buckets from
+    ``partial_from`` on are still filling (the current hour): a partial sum only bounds the full one
+    from below, so they can show a rise but not a fall and are judged upwards only.
     """
     metric = Metric(metric)
     granularity = Granularity(granularity)
@@ -251,7 +254,10 @@ def detect_series_anomalies(
         if spread <= 0:
             continue
         can_open = count is None or values[i] * count >= policy.min_events
-        scored.append(_Scored(i, baseline, float((values[i] - baseline) / spread), can_open))
+        deviation = float((values[i] - baseline) / spread)
+        if deviation < 0 and partial_from is not None and times[i] >= partial_from:
+            continue
+        scored.append(_Scored(i, baseline, deviation, can_open))
 
     anomalies = [
         _to_anomaly(
@@ -279,12 +285,14 @@ def detect_usage_anomalies(
     granularity: Granularity = Granularity.HOUR,
     until: datetime | None = None,
     since: datetime | None = None,
+    partial_from: datetime | None = None,
     config: DetectorConfig = DEFAULT_CONFIG,
 ) -> list[Anomaly]:
     """All four metrics for one organization or key, most severe first.
 
     Missing buckets between the first bucket and ``until`` (default: the last bucket) mean no
-    traffic: zero spend and requests, no latency or error rate.
+    traffic: zero spend and requests, no latency or error rate. ``partial_from``: the first bucket
+    still filling (see ``detect_series_anomalies``).
     """
     if not buckets:
         return []
@@ -321,11 +329,18 @@ def detect_usage_anomalies(
                 granularity=granularity,
                 counts=counts,
                 since=since,
+                partial_from=partial_from,
                 config=config,
             )
         )
-    found.sort(key=lambda a: (-_SEVERITY_RANK[a.severity], -abs(a.deviation), a.at))
-    return found
+    return most_severe_first(found)
+
+
+def most_severe_first(anomalies: Sequence[Anomaly]) -> list[Anomaly]:
+    """Severity, then |deviation| descending, then time: the order every report uses (scope and
+    metric break ties, so the order does not depend on the input's)."""
+    return sorted(anomalies, key=lambda a: (-_SEVERITY_RANK[a.severity], -abs(a.deviation), a.at,
+                                            a.scope, a.scope_id, a.metric.value))
 
 
 def _slot(at: datetime, granularity: Granularity) -> int:
@@ -344,10 +359,7 @@ def _baseline(
     same = slots == slot
     if int(same.sum()) < min_samples:
         return float(np.median(values)), robust_sigma(values)
-    medians = np.empty_like(values)
-    for s in np.unique(slots):
-        mask = slots == s
-        medians[mask] = float(np.median(values[mask]))
+    medians = slot_medians(values, slots)
     baseline = float(medians[same][0])
     residuals = values - medians
     spread = robust_sigma(residuals)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from analytics.models import UsageRollup
 from analytics.rollup import floor_hour, latency_bucket_bounds, latency_bucket_of, run_rollup
 from analytics.selectors import PERIODS, period_since
+from analytics.services import run_alerts
 from inference.models import InferenceEvent
 from tests.analytics.conftest import group_sums, ledger, ledger_sums, seed_events
 
@@ -261,7 +262,15 @@ def test_anomaly_endpoint_finds_a_spend_spike(client, tenant) -> None:
              for i in range(20)]
     InferenceEvent.objects.bulk_create(rows)
     run_rollup()
+    # Never scanned: the organization series is detected on demand, keys wait for the scan.
     body = get(client, "/analytics/anomalies", tenant, hours=6).json()
+    assert body["source"] == "on_demand"
+    spend = [a for a in body["anomalies"] if a["metric"] == "spend" and a["direction"] == "up"]
+    assert {a["scope"] for a in spend} == {"organization"}
+    # The alerts task scans every organization; the endpoint then reads the stored findings.
+    assert run_alerts().anomaly_scans >= 1
+    body = get(client, "/analytics/anomalies", tenant, hours=6).json()
+    assert body["source"] == "scan" and body["scanned_at"]
     spend = [a for a in body["anomalies"] if a["metric"] == "spend" and a["direction"] == "up"]
     assert {a["scope"] for a in spend} == {"organization", "key"}
     assert any(a["scope_id"] == tenant.infer.key.prefix for a in spend)

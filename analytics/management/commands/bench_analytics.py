@@ -4,6 +4,8 @@
 
 Writes into the configured database (use a scratch one: DATABASE_URL=...). Generated rows carry
 request ids prefixed `bench-`; the ledger is append-only, so they stay until the database goes.
+Rows are generated oldest first, evenly over `--days`, as the gateway appends them (which the BRIN
+index on `created_at` that the fold's range scan uses relies on).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ INSERT INTO inference_inferenceevent (
     routing_mode, routing_reason, cache_tier, status, http_status, error_code, input_tokens,
     cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost_usd,
     baseline_cost_usd, latency_ms, stream, "user")
-SELECT now() - (random() * %(days)s * interval '1 day'),
+SELECT now() - ((%(rows)s - g + random()) / %(rows)s * %(days)s * interval '1 day'),
        'bench-' || g, (%(orgs)s::uuid[])[1 + g %% %(n_orgs)s],
-       (%(keys)s::bigint[])[1 + (g / 7) %% %(n_keys)s],
+       (%(keys)s::bigint[])[1 + (g %% %(n_orgs)s) * %(kpo)s + (g / 7) %% %(kpo)s],
        'chat', (ARRAY['gpt-4o-mini','gpt-4o','claude-haiku-4-5','claude-sonnet-4-5',
                       'command-r'])[1 + (g / 3) %% 5],
        'openai', (ARRAY['qa','code','summarization','chat'])[1 + (g / 11) %% 4], 'autopilot', '',
@@ -50,7 +52,11 @@ ENDPOINTS = (
     "/analytics/recent-inferences?limit=100",
     "/analytics/forecast",
     "/analytics/anomalies",
+    "/analytics/anomalies?hours=720",
     "/analytics/recommendations",
+    "/analytics/cost-breakdown?by=key&period=30d",
+    "/analytics/trends?metric=latency&period=30d&interval=day",
+    "/analytics/cost-summary?period=month",
 )
 
 
@@ -70,12 +76,18 @@ class Command(BaseCommand):
         from analytics.rollup import run_rollup
         from governance.services import api_key_issue, organization_create
 
-        tag = uuid.uuid4().hex[:6]
-        orgs = [organization_create(name=f"bench-{tag}-{i}", actor="bench")
-                for i in range(o["orgs"])]
-        keys = [api_key_issue(organization=org, actor="bench", scopes=["analytics"])
-                for org in orgs for _ in range(o["keys_per_org"])]
         out = self.stdout.write
+        if o["skip_generate"]:
+            # Time the organizations of the latest generated run (new keys: raw keys are not kept).
+            orgs = self._latest_bench_orgs()
+            keys = [api_key_issue(organization=org, actor="bench", scopes=["analytics"])
+                    for org in orgs]
+        else:
+            tag = uuid.uuid4().hex[:6]
+            orgs = [organization_create(name=f"bench-{tag}-{i}", actor="bench")
+                    for i in range(o["orgs"])]
+            keys = [api_key_issue(organization=org, actor="bench", scopes=["analytics"])
+                    for org in orgs for _ in range(o["keys_per_org"])]
         if not o["skip_generate"]:
             started = time.perf_counter()
             chunk = 1_000_000
@@ -85,21 +97,24 @@ class Command(BaseCommand):
                     cur.execute(GENERATE_SQL, {
                         "days": o["days"], "orgs": [str(x.id) for x in orgs],
                         "n_orgs": len(orgs), "keys": [k.key.pk for k in keys],
-                        "n_keys": len(keys), "lo": lo, "hi": hi})
+                        "kpo": o["keys_per_org"], "lo": lo, "hi": hi,
+                        "rows": o["rows"]})
                 out(f"  generated {hi:,} rows ({time.perf_counter() - started:.1f} s)")
             gen = time.perf_counter() - started
             out(f"generate: {o['rows']:,} rows in {gen:.1f} s ({o['rows'] / gen:,.0f} rows/s)")
             with connection.cursor() as cur:
                 cur.execute("ANALYZE inference_inferenceevent")
 
-        result = run_rollup(full=True)
-        out(f"rollup (full): {result.hourly_rows:,} hourly + {result.daily_rows:,} daily rows "
-            f"in {result.duration_ms / 1000:.1f} s")
+        if not o["skip_generate"]:
+            result = run_rollup(full=True)
+            out(f"rollup (full): {result.hourly_rows:,} hourly + {result.daily_rows:,} daily "
+                f"rows in {result.duration_ms / 1000:.1f} s")
         result = run_rollup()
         out(f"rollup (incremental, 10 min lateness): {result.hourly_rows:,} hourly + "
             f"{result.daily_rows:,} daily rows in {result.duration_ms:.0f} ms")
         with connection.cursor() as cur:
             cur.execute("ANALYZE analytics_usagerollup")
+        self._anomaly_scan(orgs)
 
         from django.test.utils import override_settings
         from django.urls import Resolver404, resolve
@@ -112,6 +127,41 @@ class Command(BaseCommand):
         with override_settings(**({"ROOT_URLCONF": urlconf} if urlconf else {})):
             self._time_endpoints(orgs, keys, o["calls"])
         self._ledger_throughput(orgs[0].id, keys[0].key.pk, o["ledger_rows"])
+
+    def _latest_bench_orgs(self) -> list[Any]:
+        from governance.models import Organization
+
+        latest = (Organization.objects.filter(name__startswith="bench-")
+                  .order_by("-created_at").first())
+        if latest is None:
+            raise SystemExit("--skip-generate: no bench organizations in this database")
+        prefix = latest.name.rsplit("-", 1)[0] + "-"
+        return list(Organization.objects.filter(name__startswith=prefix).order_by("name"))
+
+    def _anomaly_scan(self, orgs: list[Any]) -> None:
+        """What the alerts task does every 5 minutes, per organization (run twice: the first
+        scan of an organization covers its 14-day history, later ones the 24 h rescan window)."""
+        from analytics.anomaly_findings import scan_org_anomalies
+
+        out = self.stdout.write
+        for run in (1, 2):
+            times, found, keys, since = [], 0, 0, set()
+            for org in orgs:
+                result = scan_org_anomalies(org=org)
+                times.append(result.duration_ms)
+                found += len(result.findings)
+                keys += result.keys_scanned
+                since.add(result.report_since.isoformat(timespec="minutes"))
+            out(f"anomaly scan #{run} (findings ending since {min(since)}): {len(orgs)} orgs, "
+                f"{keys} keys, {found} findings; per org {statistics.median(times):.0f} ms "
+                f"median, {max(times):.0f} ms max")
+        from analytics.insights_bridge import org_anomalies
+
+        for include_keys, label in ((False, "organization only (endpoint fallback)"),
+                                    (True, "organization + every key (the old endpoint)")):
+            t0 = time.perf_counter()
+            org_anomalies(org=orgs[0], include_keys=include_keys)
+            out(f"anomalies on demand, {label}: {(time.perf_counter() - t0) * 1000:.0f} ms")
 
     def _time_endpoints(self, orgs: list[Any], keys: list[Any], calls: int) -> None:
         out = self.stdout.write
