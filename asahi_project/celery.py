@@ -15,5 +15,6 @@ app.conf.beat_schedule = {
     "analytics-alerts": {"task": "analytics.alerts", "schedule": 300.0},
     "inference-retention": {"task": "inference.retention", "schedule": 3600.0},
     "caching-evict-expired": {"task": "caching.evict_expired", "schedule": 600.0},
+    "caching-sync-scope-indexes": {"task": "caching.sync_scope_indexes", "schedule": 600.0},
     "routing-fold-feedback": {"task": "routing.fold_feedback", "schedule": 300.0},
 }

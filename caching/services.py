@@ -27,7 +27,8 @@ from django.utils import timezone
 from asahi_project.errors import InvalidRequest
 from asahi_project.redis_client import get_sync_redis
 from caching import keys
-from caching.models import IntermediateResult, SemanticEntry
+from caching.bridge import EXACT_SCAN_LIMIT
+from caching.models import IntermediateResult, SemanticEntry, SemanticScopeIndex
 
 SCOPES = ("all", "model", "age", "entry")
 BATCH = 500
@@ -177,3 +178,138 @@ def _missing(redis: Any, batch: list[tuple[int, str]]) -> list[int]:
     for _pk, key in batch:
         pipe.exists(key)
     return [pk for (pk, _key), present in zip(batch, pipe.execute(), strict=True) if not present]
+
+
+# --- Scoped vector layout: partial HNSW indexes for large scopes -------------------------------------
+
+SCOPE_INDEX_THRESHOLD = EXACT_SCAN_LIMIT  # rows; smaller scopes are scanned exactly
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+INDEX_BUILD_MEMORY = "4GB"  # a graph built in memory is far faster than a spilled one (1M x 384d ~2.3GB)
+_SCOPE_KEY = re.compile(r"^[0-9a-f]{16}$")
+
+
+@dataclass(frozen=True)
+class ScopeSize:
+    scope_key: str
+    organization_id: uuid.UUID
+    model: str
+    task_type: str
+    embedder: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class ScopeIndexReport:
+    indexed: list[str]  # every large scope's index after the sync (new or already there)
+    dropped: list[str]
+
+
+def scope_index_name(scope_key: str) -> str:
+    if not _SCOPE_KEY.match(scope_key):
+        # The key is spliced into DDL (identifiers and the partial-index predicate cannot be bound).
+        raise InvalidRequest("scope_key must be 16 lowercase hex digits", param="scope_key")
+    return f"semantic_hnsw_{scope_key}"
+
+
+_SCOPE_SIZES = ("SELECT scope_key, min(organization_id::text), min(model), min(task_type), "
+                "min(embedder), count(*) FROM caching_semanticentry {where} GROUP BY scope_key "
+                "{having} ORDER BY count(*) DESC")
+
+
+def _scope_sizes(sql: str, params: list[Any]) -> list[ScopeSize]:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return [ScopeSize(scope_key=r[0], organization_id=uuid.UUID(r[1]), model=r[2],
+                          task_type=r[3], embedder=r[4], rows=int(r[5])) for r in cur.fetchall()]
+
+
+def large_scopes(*, threshold: int = SCOPE_INDEX_THRESHOLD) -> list[ScopeSize]:
+    """Scopes holding more than `threshold` rows (live or not: expired rows still sit in the graph)."""
+    return _scope_sizes(_SCOPE_SIZES.format(where="", having="HAVING count(*) > %s"), [threshold])
+
+
+def scope_size(*, scope_key: str) -> ScopeSize | None:
+    found = _scope_sizes(_SCOPE_SIZES.format(where="WHERE scope_key = %s", having=""), [scope_key])
+    return found[0] if found else None
+
+
+def _index_valid(cur: Any, name: str) -> bool | None:
+    """True/False for a valid/invalid index of that name, None when it does not exist."""
+    cur.execute("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname = %s", [name])
+    row = cur.fetchone()
+    return None if row is None else bool(row[0])
+
+
+def scope_index_create(*, scope: ScopeSize, concurrently: bool = True,
+                       ) -> SemanticScopeIndex | None:
+    """Build the partial HNSW index of one scope and record it (idempotent).
+
+    CONCURRENTLY keeps inserts into the table flowing during the build; it cannot run inside a
+    transaction, so callers must be in autocommit mode (Celery tasks and management commands are).
+    A failed concurrent build leaves an invalid index behind: it is dropped and rebuilt. Returns
+    None when another session holds the scope's build lock (it is building the same index)."""
+    from django.db import connection
+
+    name = scope_index_name(scope.scope_key)
+    started = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [name])
+        if not cur.fetchone()[0]:
+            return None
+        try:
+            valid = _index_valid(cur, name)
+            existing = SemanticScopeIndex.objects.filter(scope_key=scope.scope_key).first()
+            if existing is not None and valid:
+                return existing
+            if valid is False:
+                cur.execute(f'DROP INDEX {"CONCURRENTLY " if concurrently else ""}"{name}"')
+            if not valid:
+                cur.execute(f"SET maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+                try:
+                    cur.execute(
+                        f'CREATE INDEX {"CONCURRENTLY " if concurrently else ""}"{name}" '
+                        f"ON caching_semanticentry USING hnsw (embedding vector_cosine_ops) "
+                        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
+                        f"WHERE scope_key = '{scope.scope_key}'")
+                finally:
+                    cur.execute("RESET maintenance_work_mem")
+            record, _ = SemanticScopeIndex.objects.update_or_create(
+                scope_key=scope.scope_key,
+                defaults={"index_name": name, "organization_id": scope.organization_id,
+                          "model": scope.model, "task_type": scope.task_type,
+                          "embedder": scope.embedder, "rows_at_creation": scope.rows,
+                          "build_seconds": round(time.perf_counter() - started, 3)})
+            return record
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", [name])
+
+
+def scope_index_drop(*, scope_key: str, concurrently: bool = True) -> None:
+    """Forget the record first (lookups fall back to the exact scan), then drop the index."""
+    from django.db import connection
+
+    name = scope_index_name(scope_key)
+    SemanticScopeIndex.objects.filter(scope_key=scope_key).delete()
+    with connection.cursor() as cur:
+        cur.execute(f'DROP INDEX {"CONCURRENTLY " if concurrently else ""}IF EXISTS "{name}"')
+
+
+def scope_indexes_sync(*, threshold: int = SCOPE_INDEX_THRESHOLD,
+                       concurrently: bool = True) -> ScopeIndexReport:
+    """Index every scope above `threshold`; drop indexes of scopes shrunk below half of it (the
+    gap keeps a scope hovering around the threshold from being rebuilt over and over)."""
+    large = large_scopes(threshold=threshold // 2)
+    built = [scope_index_create(scope=s, concurrently=concurrently)
+             for s in large if s.rows > threshold]
+    indexed = [b.index_name for b in built if b is not None]
+    keep = {s.scope_key for s in large}
+    dropped: list[str] = []
+    for key in SemanticScopeIndex.objects.exclude(scope_key__in=keep).values_list("scope_key",
+                                                                                   flat=True):
+        scope_index_drop(scope_key=key, concurrently=concurrently)
+        dropped.append(scope_index_name(key))
+    return ScopeIndexReport(indexed=indexed, dropped=dropped)

@@ -1,12 +1,16 @@
-"""Tier-2 vector store benchmark: scoped nearest-neighbour latency and recall on pgvector HNSW.
+"""Tier-2 vector store benchmark: scoped nearest-neighbour latency and recall at scale.
 
-Loads synthetic clustered vectors (cluster centroid + noise, L2-normalised) into
-`caching_semanticentry` with INSERT ... SELECT generate_series (no client round trips), spread over
-scopes of very different sizes, rebuilds the HNSW index, then for each scope times
-`caching.bridge.nearest` (the exact lookup the gateway runs) and compares its top 1/3 with an exact
-scan of the same scope. Rows are deleted afterwards unless --keep.
+Loads synthetic clustered unit vectors (generated in numpy, streamed with binary COPY) into
+`caching_semanticentry`: one large scope of `--rows` entries plus a 50k scope, a 5k scope (the
+exact-scan edge) and ten 1k scopes. Builds the partial HNSW indexes through the production service
+(`scope_indexes_sync`), then for each scope times `caching.bridge.nearest` (the lookup the gateway
+runs) and compares its top 1/3 with an exact scan of the same scope.
 
-    python manage.py bench_vectors --rows 200000 --dim 384
+Two query kinds: `dup` (a cached prompt's vector plus noise: the paraphrase a cache exists for)
+and `fresh` (a new point of a random cluster: the hard case for a graph index). Rows and the
+benchmark's indexes are deleted afterwards unless --keep.
+
+    python manage.py bench_vectors --rows 1000000
 """
 
 from __future__ import annotations
@@ -15,14 +19,20 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 EMBEDDER = "bench:1"
-CREATE_INDEX = ("CREATE INDEX semantic_hnsw ON caching_semanticentry USING hnsw "
-                "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)")
+CHUNK = 50_000
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+COPY_SQL = ("COPY caching_semanticentry (organization_id, model, task_type, embedder, embedding, "
+            "prompt, answer, created_at, expires_at, hit_count) FROM STDIN (FORMAT BINARY)")
+COPY_HEADER = b"PGCOPY\n\xff\r\n\0" + b"\0" * 8
+COPY_TRAILER = b"\xff\xff"
 
 
 @dataclass(frozen=True)
@@ -32,26 +42,69 @@ class Scope:
     model: str
     task_type: str
     rows: int
+    seed: int
 
 
-def _vector_sql(dim: int, clusters: int, noise: float) -> str:
-    """SQL for one normalised vector near centroid `g.c` (centroids live in a temp table)."""
-    template = ("(SELECT array_agg(x / n ORDER BY i)::vector FROM (SELECT i, x, "
-                "sqrt(sum(x * x) OVER ()) AS n FROM (SELECT i, c.v[i] + {noise} * (random() - 0.5) "
-                "AS x FROM generate_series(1, {dim}) i) a) b)")
-    return template.format(noise=float(noise), dim=int(dim))
+@dataclass
+class Measurement:
+    latencies_ms: list[float]
+    recall1: float
+    recall3: float
+    checked: int
+
+    def line(self) -> str:
+        lat = sorted(self.latencies_ms)
+        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+        return (f"p50={statistics.median(lat):7.2f}ms p99={p99:7.2f}ms max={lat[-1]:7.2f}ms "
+                f"recall@1={self.recall1:.3f} recall@3={self.recall3:.3f} "
+                f"(timed {len(lat)}, checked {self.checked})")
+
+
+def _copy_dtype(scope: Scope, dim: int) -> np.dtype:
+    """One COPY BINARY tuple with fixed-width fields, so a chunk is a single numpy buffer."""
+    lengths = {"model": len(scope.model.encode()), "task": len(scope.task_type.encode()),
+               "emb": len(EMBEDDER.encode())}
+    return np.dtype([
+        ("nf", ">i2"),
+        ("l_org", ">i4"), ("org", "u1", (16,)),
+        ("l_model", ">i4"), ("model", f"S{lengths['model']}"),
+        ("l_task", ">i4"), ("task", f"S{lengths['task']}"),
+        ("l_emb", ">i4"), ("emb", f"S{lengths['emb']}"),
+        ("l_vec", ">i4"), ("vdim", ">i2"), ("vunused", ">i2"), ("vec", ">f4", (dim,)),
+        ("l_prompt", ">i4"), ("prompt", "S14"),
+        ("l_answer", ">i4"), ("answer", "S3"),
+        ("l_created", ">i4"), ("created", ">i8"),
+        ("l_expires", ">i4"), ("expires", ">i8"),
+        ("l_hits", ">i4"), ("hits", ">i4"),
+    ])
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
 class Command(BaseCommand):
-    help = "Load synthetic vectors, build HNSW, measure scoped lookup latency and recall."
+    help = "Load synthetic vectors, build per-scope HNSW, measure scoped lookup latency and recall."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--rows", type=int, default=200_000)
+        parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the large scope")
+        parser.add_argument("--medium", type=int, default=50_000, help="rows of the medium scope")
+        parser.add_argument("--edge", type=int, default=5_000,
+                            help="rows of the scope at the exact-scan limit")
         parser.add_argument("--dim", type=int, default=384)
-        parser.add_argument("--queries", type=int, default=50)
-        parser.add_argument("--clusters", type=int, default=2_000)
-        parser.add_argument("--noise", type=float, default=0.08)
-        parser.add_argument("--keep", action="store_true", help="keep the rows afterwards")
+        parser.add_argument("--queries", type=int, default=200, help="timed lookups per kind")
+        parser.add_argument("--recall-queries", type=int, default=50,
+                            help="of those, how many are checked against an exact scan")
+        parser.add_argument("--cluster-size", type=int, default=500,
+                            help="mean rows per cluster (clusters = rows / this)")
+        parser.add_argument("--noise", type=float, default=0.6,
+                            help="row = centroid + noise (relative norm): same-cluster cos ~0.73")
+        parser.add_argument("--query-noise", type=float, default=0.3,
+                            help="dup query = row + noise (relative norm): cos ~0.96 to the row")
+        parser.add_argument("--ef", default="40,80,160", help="ef_search values for HNSW scopes")
+        parser.add_argument("--keep", action="store_true", help="keep rows and indexes afterwards")
+        parser.add_argument("--reuse", action="store_true",
+                            help="measure the rows and indexes a --keep run left (same seeds)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         from caching.models import EMBEDDING_DIM
@@ -59,97 +112,196 @@ class Command(BaseCommand):
 
         if opts["dim"] != EMBEDDING_DIM:
             raise CommandError(f"the column is vector({EMBEDDING_DIM}); --dim must match")
-        rows, dim = opts["rows"], opts["dim"]
-        orgs = [organization_create(name=f"bench-vec-{i}-{uuid.uuid4().hex[:4]}", actor="bench")
-                for i in range(4)]
-        small = [Scope(f"small-{i}", orgs[2].pk, "m-small", f"s{i}", 1_000) for i in range(10)]
-        scopes = [Scope("large", orgs[0].pk, "m-large", "qa", rows // 2),
-                  Scope("medium", orgs[1].pk, "m-medium", "qa", rows // 10), *small]
-        filler = rows - sum(s.rows for s in scopes)
-        if filler < 0:
-            raise CommandError("--rows too small for the scope layout (needs >= 20000)")
-        scopes.append(Scope("filler", orgs[3].pk, "m-filler", "qa", filler))
+        if opts["rows"] < 1_000:
+            raise CommandError("--rows must be >= 1000")
+        dim = opts["dim"]
+        if opts["reuse"]:
+            scopes = self._kept_scopes()
+        else:
+            orgs = [organization_create(name=f"bench-vec-{i}-{uuid.uuid4().hex[:4]}",
+                                        actor="bench") for i in range(3)]
+            scopes = [Scope("large", orgs[0].pk, "m-large", "qa", opts["rows"], 1),
+                      Scope("medium", orgs[1].pk, "m-medium", "qa", opts["medium"], 2),
+                      Scope("edge", orgs[1].pk, "m-medium", "chat", opts["edge"], 3),
+                      *[Scope(f"small-{i}", orgs[2].pk, "m-small", f"s{i}", 1_000, 10 + i)
+                        for i in range(10)]]
+            scopes = [s for s in scopes if s.rows > 0]
         try:
-            self._load(scopes, dim=dim, clusters=opts["clusters"], noise=opts["noise"])
-            measured = [s for s in scopes if s.label in ("large", "medium", "small-0", "small-1")]
-            for scope in measured:
-                self._measure(scope, queries=opts["queries"], noise=opts["noise"])
+            if not opts["reuse"]:
+                self._load(scopes, dim=dim, cluster_size=opts["cluster_size"],
+                           noise=opts["noise"])
+                self._index()
+            efs = [int(x) for x in opts["ef"].split(",")]
+            for scope in [s for s in scopes if s.label in ("large", "medium", "edge", "small-0",
+                                                           "small-1")]:
+                self._measure(scope, queries=opts["queries"], checked=opts["recall_queries"],
+                              noise=opts["noise"], query_noise=opts["query_noise"],
+                              cluster_size=opts["cluster_size"], efs=efs)
         finally:
             if not opts["keep"]:
+                from caching.models import scope_key_of
+                from caching.services import scope_index_drop
+
+                for s in scopes:
+                    scope_index_drop(scope_key=scope_key_of(
+                        organization_id=s.org_id, model=s.model, task_type=s.task_type,
+                        embedder=EMBEDDER), concurrently=False)
                 with connection.cursor() as cur:
                     cur.execute("DELETE FROM caching_semanticentry WHERE embedder = %s", [EMBEDDER])
             # The organizations stay (named bench-vec-*): deleting them cascades through every app.
-            with connection.cursor() as cur:
-                cur.execute(CREATE_INDEX.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
 
-    def _load(self, scopes: list[Scope], *, dim: int, clusters: int, noise: float) -> None:
+    @staticmethod
+    def _kept_scopes() -> list[Scope]:
+        labels = {("m-large", "qa"): ("large", 1), ("m-medium", "qa"): ("medium", 2),
+                  ("m-medium", "chat"): ("edge", 3),
+                  **{("m-small", f"s{i}"): (f"small-{i}", 10 + i) for i in range(10)}}
         with connection.cursor() as cur:
-            cur.execute("SET maintenance_work_mem = '4GB'")
-            cur.execute("SET max_parallel_maintenance_workers = 2")
-            cur.execute("DROP TABLE IF EXISTS bench_centroids")
-            # Unit centroids; each scope draws from its own slice so scopes are not copies.
-            cur.execute(f"CREATE TEMP TABLE bench_centroids AS SELECT g AS id, (SELECT "  # noqa: S608
-                        f"array_agg(x / n ORDER BY i) FROM (SELECT i, x, sqrt(sum(x*x) OVER ()) n "
-                        f"FROM (SELECT i, random() - 0.5 + 0 * g AS x FROM generate_series(1, "
-                        f"{dim}) i) a) b) AS v FROM generate_series(0, {clusters - 1}) g")
-            cur.execute("DROP INDEX IF EXISTS semantic_hnsw")
-            t0 = time.perf_counter()
-            for n, scope in enumerate(scopes):
-                cur.execute(
-                    f"INSERT INTO caching_semanticentry (organization_id, model, task_type, "  # noqa: S608
-                    f"embedder, embedding, prompt, answer, created_at, expires_at, hit_count) "
-                    f"SELECT %s, %s, %s, %s, {_vector_sql(dim, clusters, noise)}, 'bench ' || g, "
-                    f"'{{}}'::jsonb, now(), now() + interval '1 day', 0 FROM generate_series(1, "
-                    f"%s) g JOIN bench_centroids c ON c.id = (g * 7919 + {n * 131}) %% {clusters}",
-                    [scope.org_id, scope.model, scope.task_type, EMBEDDER, scope.rows])
-            load_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            cur.execute(CREATE_INDEX)
-            index_s = time.perf_counter() - t0
-            cur.execute("ANALYZE caching_semanticentry")
-        total = sum(s.rows for s in scopes)
-        self.stdout.write(f"loaded {total} rows in {load_s:.1f}s; HNSW (m=16, ef_construction=64) "
-                          f"built in {index_s:.1f}s")
+            cur.execute("SELECT organization_id, model, task_type, count(*) FROM "
+                        "caching_semanticentry WHERE embedder = %s GROUP BY 1, 2, 3", [EMBEDDER])
+            found = [Scope(labels[(m, t)][0], org, m, t, int(n), labels[(m, t)][1])
+                     for org, m, t, n in cur.fetchall()]
+        if not found:
+            raise CommandError("--reuse: no rows kept by an earlier --keep run")
+        return sorted(found, key=lambda s: s.seed)
 
-    def _exact(self, scope: Scope, vec: str, k: int) -> list[int]:
+    @staticmethod
+    def _vectors(scope: Scope, *, dim: int, cluster_size: int) -> tuple[np.ndarray, np.random.Generator]:
+        rng = np.random.default_rng(scope.seed)
+        clusters = max(1, scope.rows // cluster_size)
+        return _unit(rng.standard_normal((clusters, dim))), rng
+
+    def _load(self, scopes: list[Scope], *, dim: int, cluster_size: int, noise: float) -> None:
+        now_us = int((datetime.now(UTC) - PG_EPOCH).total_seconds() * 1e6)
+        t0 = time.perf_counter()
+        total = 0
+        with connection.cursor() as cur, cur.cursor.copy(COPY_SQL) as copy:
+            copy.write(COPY_HEADER)
+            for scope in scopes:
+                centroids, rng = self._vectors(scope, dim=dim, cluster_size=cluster_size)
+                dtype = _copy_dtype(scope, dim)
+                for start in range(0, scope.rows, CHUNK):
+                    n = min(CHUNK, scope.rows - start)
+                    rec = np.zeros(n, dtype=dtype)
+                    rec["nf"] = 10
+                    rec["l_org"], rec["org"] = 16, np.frombuffer(scope.org_id.bytes, np.uint8)
+                    rec["l_model"], rec["model"] = dtype["model"].itemsize, scope.model.encode()
+                    rec["l_task"], rec["task"] = dtype["task"].itemsize, scope.task_type.encode()
+                    rec["l_emb"], rec["emb"] = dtype["emb"].itemsize, EMBEDDER.encode()
+                    rec["l_vec"], rec["vdim"] = 4 + 4 * dim, dim
+                    # Row i belongs to cluster i mod C, so a row's cluster is known at query time.
+                    ids = np.arange(start, start + n)
+                    noisy = rng.standard_normal((n, dim)) * (noise / np.sqrt(dim))
+                    rec["vec"] = _unit(centroids[ids % len(centroids)] + noisy)
+                    rec["l_prompt"] = 14
+                    rec["prompt"] = [f"bench {i:08d}".encode() for i in ids]
+                    rec["l_answer"], rec["answer"] = 3, b"\x01{}"  # jsonb binary: version 1
+                    rec["l_created"], rec["created"] = 8, now_us
+                    rec["l_expires"], rec["expires"] = 8, now_us + 86_400 * 10**6
+                    rec["l_hits"], rec["hits"] = 4, 0
+                    copy.write(rec.tobytes())
+                    total += n
+            copy.write(COPY_TRAILER)
+        load_s = time.perf_counter() - t0
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE caching_semanticentry")
+        self.stdout.write(f"loaded {total} rows in {load_s:.1f}s ({total / load_s:,.0f} rows/s, "
+                          f"binary COPY; scope_key set by the trigger)")
+
+    def _index(self) -> None:
+        from caching.models import SemanticScopeIndex
+        from caching.services import HNSW_EF_CONSTRUCTION, HNSW_M, scope_indexes_sync
+
+        t0 = time.perf_counter()
+        report = scope_indexes_sync()
+        self.stdout.write(f"scope_indexes_sync: {len(report.indexed)} partial HNSW indexes "
+                          f"(m={HNSW_M}, ef_construction={HNSW_EF_CONSTRUCTION}) in "
+                          f"{time.perf_counter() - t0:.1f}s")
+        for rec in SemanticScopeIndex.objects.filter(embedder=EMBEDDER):
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_size_pretty(pg_relation_size(%s::regclass))",
+                            [rec.index_name])
+                size = cur.fetchone()[0]
+            self.stdout.write(f"  {rec.index_name}: {rec.rows_at_creation} rows, "
+                              f"built in {rec.build_seconds:.1f}s, {size}")
+
+    @staticmethod
+    def _exact(scope: Scope, vec: str, k: int) -> list[int]:
+        from caching.models import scope_key_of
+
+        key = scope_key_of(organization_id=scope.org_id, model=scope.model,
+                           task_type=scope.task_type, embedder=EMBEDDER)
         with connection.cursor() as cur:
             cur.execute("SET enable_indexscan = off")
-            cur.execute("SELECT id FROM caching_semanticentry WHERE organization_id = %s AND "
-                        "model = %s AND task_type = %s AND embedder = %s ORDER BY embedding <=> "
-                        "%s::vector LIMIT %s",
-                        [scope.org_id, scope.model, scope.task_type, EMBEDDER, vec, k])
+            cur.execute("SELECT id FROM caching_semanticentry WHERE scope_key = %s "
+                        "ORDER BY embedding <=> %s::vector LIMIT %s", [key, vec, k])
             ids = [r[0] for r in cur.fetchall()]
-            cur.execute("SET enable_indexscan = on")
+            cur.execute("RESET enable_indexscan")
         return ids
 
-    def _measure(self, scope: Scope, *, queries: int, noise: float) -> None:
-        import numpy as np
+    def _queries(self, scope: Scope, *, kind: str, n: int, dim: int, noise: float,
+                 query_noise: float, cluster_size: int) -> list[np.ndarray]:
+        rng = np.random.default_rng(1000 + scope.seed)
+        if kind == "dup":
+            with connection.cursor() as cur:
+                cur.execute("SELECT embedding::text FROM caching_semanticentry WHERE "
+                            "organization_id = %s AND model = %s AND task_type = %s "
+                            "ORDER BY random() LIMIT %s",
+                            [scope.org_id, scope.model, scope.task_type, n])
+                seeds = [np.array([float(x) for x in r[0].strip("[]").split(",")]) for r in cur]
+            return [_unit(s + rng.standard_normal(dim) * (query_noise / np.sqrt(dim)))
+                    for s in seeds]
+        centroids, _ = self._vectors(scope, dim=dim, cluster_size=cluster_size)
+        picks = rng.integers(0, len(centroids), n)
+        return [_unit(centroids[c] + rng.standard_normal(dim) * (noise / np.sqrt(dim)))
+                for c in picks]
 
-        from caching.bridge import EXACT_SCAN_LIMIT, nearest
+    def _measure(self, scope: Scope, *, queries: int, checked: int, noise: float,
+                 query_noise: float, cluster_size: int, efs: list[int]) -> None:
+        from caching.bridge import _vector_literal, nearest
+        from caching.models import SemanticScopeIndex, scope_key_of
 
-        with connection.cursor() as cur:
-            cur.execute("SELECT embedding::text FROM caching_semanticentry WHERE organization_id = "
-                        "%s AND model = %s AND task_type = %s ORDER BY random() LIMIT %s",
-                        [scope.org_id, scope.model, scope.task_type, queries])
-            seeds = [np.array([float(x) for x in r[0].strip("[]").split(",")]) for r in cur]
-        rng = np.random.default_rng(1)
-        latencies: list[float] = []
-        r1 = r3 = 0.0
-        for base in seeds:
-            q = base + rng.normal(0, noise / 4, base.shape)  # a near-duplicate query
-            q /= np.linalg.norm(q)
-            t0 = time.perf_counter()
-            got = nearest(org_id=scope.org_id, model=scope.model, task_type=scope.task_type,
-                          embedder=EMBEDDER, vector=q, k=3)
-            latencies.append((time.perf_counter() - t0) * 1000)
-            truth = self._exact(scope, "[" + ",".join(f"{x:.6f}" for x in q) + "]", 3)
-            ids = [g[0] for g in got]
-            r1 += float(bool(ids) and ids[0] == truth[0])
-            r3 += len(set(ids) & set(truth)) / len(truth)
-        latencies.sort()
-        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-        path = "exact scan" if scope.rows <= EXACT_SCAN_LIMIT else "HNSW ef_search=200"
-        self.stdout.write(
-            f"scope {scope.label:8} rows={scope.rows:>8} path={path:19} "
-            f"p50={statistics.median(latencies):7.2f}ms p99={p99:7.2f}ms "
-            f"recall@1={r1 / len(seeds):.3f} recall@3={r3 / len(seeds):.3f} (n={len(seeds)})")
+        key = scope_key_of(organization_id=scope.org_id, model=scope.model,
+                           task_type=scope.task_type, embedder=EMBEDDER)
+        indexed = SemanticScopeIndex.objects.filter(scope_key=key).exists()
+        dim = 384
+        for kind in ("dup", "fresh"):
+            qs = self._queries(scope, kind=kind, n=queries, dim=dim, noise=noise,
+                               query_noise=query_noise, cluster_size=cluster_size)
+            truths = [self._exact(scope, _vector_literal(q), 3) for q in qs[:checked]]
+            for ef in efs if indexed else [0]:
+                def lookup(q: np.ndarray, ef: int = ef) -> list[Any]:
+                    return nearest(org_id=scope.org_id, model=scope.model,
+                                   task_type=scope.task_type, embedder=EMBEDDER, vector=q, k=3,
+                                   **({"ef_search": ef} if ef else {}))
+
+                for q in qs[:20]:  # warm the connection and the index pages
+                    lookup(q)
+                lat: list[float] = []
+                r1 = r3 = 0.0
+                for i, q in enumerate(qs):
+                    t0 = time.perf_counter()
+                    got = [g[0] for g in lookup(q)]
+                    lat.append((time.perf_counter() - t0) * 1000)
+                    if i < len(truths):
+                        r1 += float(bool(got) and got[0] == truths[i][0])
+                        r3 += len(set(got) & set(truths[i])) / len(truths[i])
+                m = Measurement(latencies_ms=lat, recall1=r1 / len(truths),
+                                recall3=r3 / len(truths), checked=len(truths))
+                path = f"HNSW ef={ef}" if indexed else "exact scan"
+                self.stdout.write(f"scope {scope.label:8} rows={scope.rows:>8} {kind:5} "
+                                  f"{path:13} {m.line()}")
+        if indexed:
+            self._explain(scope, key)
+
+    def _explain(self, scope: Scope, key: str) -> None:
+        from django.db import transaction
+
+        vec = "[" + ",".join(["0.05"] * 384) + "]"
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute("SELECT set_config('enable_sort', 'off', true), "
+                        "set_config('enable_seqscan', 'off', true)")
+            cur.execute(f"EXPLAIN SELECT id, embedding <=> %s::vector AS distance FROM "  # noqa: S608
+                        f"caching_semanticentry WHERE scope_key = '{key}' AND organization_id = "
+                        f"%s AND expires_at > now() ORDER BY distance LIMIT 3", [vec, scope.org_id])
+            plan = " / ".join(r[0].strip() for r in cur.fetchall()[:2])
+        self.stdout.write(f"  plan ({scope.label}): {plan[:160]}")

@@ -1,0 +1,210 @@
+"""Scoped vector layout: scope_key (Python and trigger agree), per-scope partial HNSW indexes built
+and dropped by the sync service, and `nearest` confined to its scope with the exact neighbour."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from asahi_project.errors import InvalidRequest
+from caching import bridge
+from caching.models import EMBEDDING_DIM, SemanticEntry, SemanticScopeIndex, scope_key_of
+from caching.services import (
+    large_scopes,
+    scope_index_create,
+    scope_index_name,
+    scope_indexes_sync,
+    scope_size,
+)
+from caching.tasks import index_scope
+from governance.services import organization_create
+
+EMB = "test-embedder:1"
+
+
+def _unit(x: np.ndarray) -> list[float]:
+    return [float(v) for v in x / np.linalg.norm(x)]
+
+
+def _add(org_id: uuid.UUID, model: str, task: str, vectors: np.ndarray, *,
+         expired: bool = False) -> list[int]:
+    when = timezone.now() + timedelta(hours=-1 if expired else 1)
+    rows = SemanticEntry.objects.bulk_create([
+        SemanticEntry(organization_id=org_id, model=model, task_type=task, embedder=EMB,
+                      embedding=_unit(v), prompt=f"p{i}", answer={"i": i}, expires_at=when)
+        for i, v in enumerate(vectors)])
+    return [r.pk for r in rows]
+
+
+def _index_state(name: str) -> tuple[bool, str] | None:
+    with connection.cursor() as cur:
+        cur.execute("SELECT i.indisvalid, pg_get_expr(i.indpred, i.indrelid) FROM pg_index i "
+                    "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s", [name])
+        row = cur.fetchone()
+    return None if row is None else (bool(row[0]), str(row[1]))
+
+
+def _index_scans(name: str, *, above: int = -1) -> int:
+    """idx_scan of an index; waits (briefly) for it to exceed `above`, because a backend's
+    statistics reach the shared view only when it flushes them (at latest when it exits)."""
+    deadline = time.monotonic() + 3
+    while True:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_stat_force_next_flush(), pg_stat_clear_snapshot()")
+            cur.execute("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = %s",
+                        [name])
+            row = cur.fetchone()
+        scans = int(row[0]) if row else 0
+        if scans > above or time.monotonic() > deadline:
+            return scans
+        time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_index_cache() -> Iterator[None]:
+    bridge._indexed_scopes.clear()  # per-process memo of "scope has an index"
+    yield
+    bridge._indexed_scopes.clear()
+
+
+# --- pure logic -----------------------------------------------------------------------------------
+
+def test_scope_key_is_16_hex_and_separates_every_scope_field() -> None:
+    org = uuid.uuid4()
+    base = scope_key_of(organization_id=org, model="m", task_type="qa", embedder=EMB)
+    assert len(base) == 16 and int(base, 16) >= 0
+    assert base == scope_key_of(organization_id=str(org), model="m", task_type="qa", embedder=EMB)
+    variants = {
+        scope_key_of(organization_id=uuid.uuid4(), model="m", task_type="qa", embedder=EMB),
+        scope_key_of(organization_id=org, model="m2", task_type="qa", embedder=EMB),
+        scope_key_of(organization_id=org, model="m", task_type="chat", embedder=EMB),
+        scope_key_of(organization_id=org, model="m", task_type="qa", embedder="other:2"),
+    }
+    assert base not in variants and len(variants) == 4
+
+
+def test_scope_index_name_refuses_anything_but_a_scope_key() -> None:
+    assert scope_index_name("0123456789abcdef") == "semantic_hnsw_0123456789abcdef"
+    for bad in ("0123456789ABCDEF", "x' OR 1=1 --....", "0123"):
+        with pytest.raises(InvalidRequest):
+            scope_index_name(bad)
+
+
+# --- against the database -----------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_trigger_sets_the_same_scope_key_on_every_insert_path() -> None:
+    org = organization_create(name="scope-trigger", actor="test")
+    vec = _unit(np.ones(EMBEDDING_DIM))
+    orm = SemanticEntry.objects.create(organization_id=org.pk, model="m", task_type="qa",
+                                       embedder=EMB, embedding=vec, prompt="a", answer={},
+                                       expires_at=timezone.now() + timedelta(hours=1))
+    with connection.cursor() as cur:  # raw insert without scope_key: the trigger fills it
+        cur.execute("INSERT INTO caching_semanticentry (organization_id, model, task_type, "
+                    "embedder, embedding, prompt, answer, created_at, expires_at, hit_count) "
+                    "VALUES (%s, 'm', 'qa', %s, %s::vector, 'b', '{}', now(), now(), 0) "
+                    "RETURNING id", [org.pk, EMB, str(vec)])
+        raw_id = cur.fetchone()[0]
+    expected = scope_key_of(organization_id=org.pk, model="m", task_type="qa", embedder=EMB)
+    orm.refresh_from_db()
+    assert orm.scope_key == expected
+    assert SemanticEntry.objects.get(pk=raw_id).scope_key == expected
+    SemanticEntry.objects.filter(pk=raw_id).update(model="m2")  # a scope change re-keys the row
+    assert SemanticEntry.objects.get(pk=raw_id).scope_key == scope_key_of(
+        organization_id=org.pk, model="m2", task_type="qa", embedder=EMB)
+
+
+@pytest.mark.django_db(transaction=True)  # CREATE INDEX CONCURRENTLY cannot run in a transaction
+def test_large_scope_gets_a_partial_index_and_lookups_stay_in_scope() -> None:
+    rng = np.random.default_rng(7)
+    org = organization_create(name="scope-big", actor="test")
+    other = organization_create(name="scope-other", actor="test")
+    big = rng.standard_normal((60, EMBEDDING_DIM))
+    big_ids = _add(org.pk, "m", "qa", big)
+    # Another tenant holds exact copies of the big scope's vectors: they must never come back.
+    _add(other.pk, "m", "qa", big[:5])
+    small_ids = _add(org.pk, "m", "chat", rng.standard_normal((8, EMBEDDING_DIM)))
+
+    report = scope_indexes_sync(threshold=50)
+
+    big_key = scope_key_of(organization_id=org.pk, model="m", task_type="qa", embedder=EMB)
+    small_key = scope_key_of(organization_id=org.pk, model="m", task_type="chat", embedder=EMB)
+    name = scope_index_name(big_key)
+    assert report.indexed == [name]
+    state = _index_state(name)
+    assert state is not None and state[0] and big_key in state[1]
+    assert _index_state(scope_index_name(small_key)) is None
+    record = SemanticScopeIndex.objects.get(scope_key=big_key)
+    assert record.rows_at_creation == 60 and record.organization_id == org.pk
+
+    before = _index_scans(name)
+    query = big[17] + rng.standard_normal(EMBEDDING_DIM) * 0.02
+    got = bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB, vector=query)
+    assert _index_scans(name, above=before) > before  # the lookup walked the partial index
+    assert got[0][0] == big_ids[17] and got[0][3] > 0.99
+    assert len(got) == bridge.NEIGHBOURS and {g[0] for g in got} <= set(big_ids)
+
+    # The small scope is scanned exactly, and only its own rows come back.
+    got_small = bridge.nearest(org_id=org.pk, model="m", task_type="chat", embedder=EMB,
+                               vector=big[17])
+    assert got_small and {g[0] for g in got_small} <= set(small_ids)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_expired_rows_are_not_returned_by_the_indexed_path() -> None:
+    rng = np.random.default_rng(11)
+    org = organization_create(name="scope-expiry", actor="test")
+    live = rng.standard_normal((30, EMBEDDING_DIM))
+    live_ids = _add(org.pk, "m", "qa", live)
+    _add(org.pk, "m", "qa", live[:10], expired=True)  # exact copies, but expired
+    scope_indexes_sync(threshold=20)
+    got = bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB, vector=live[3])
+    assert got[0][0] == live_ids[3] and {g[0] for g in got} <= set(live_ids)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_index_follows_scope_size_and_task_builds_only_large_scopes() -> None:
+    rng = np.random.default_rng(3)
+    org = organization_create(name="scope-shrink", actor="test")
+    ids = _add(org.pk, "m", "qa", rng.standard_normal((40, EMBEDDING_DIM)))
+    key = scope_key_of(organization_id=org.pk, model="m", task_type="qa", embedder=EMB)
+    assert [s.rows for s in large_scopes(threshold=30)] == [40]
+    assert index_scope(key) is None  # 40 rows are below the production threshold
+    assert scope_size(scope_key=key) == large_scopes(threshold=30)[0]
+    assert scope_indexes_sync(threshold=30).indexed == [scope_index_name(key)]
+    assert scope_indexes_sync(threshold=30).indexed == [scope_index_name(key)]  # idempotent
+    assert SemanticScopeIndex.objects.count() == 1
+
+    SemanticEntry.objects.filter(pk__in=ids[:30]).delete()  # 10 left: below half the threshold
+    report = scope_indexes_sync(threshold=30)
+    assert report.dropped == [scope_index_name(key)] and report.indexed == []
+    assert _index_state(scope_index_name(key)) is None
+    assert not SemanticScopeIndex.objects.exists()
+    # Without its index the scope is scanned exactly again.
+    got = bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
+                         vector=np.ones(EMBEDDING_DIM))
+    assert len(got) == bridge.NEIGHBOURS and {g[0] for g in got} <= set(ids[30:])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_build_already_running_elsewhere_is_not_duplicated() -> None:
+    import psycopg
+
+    rng = np.random.default_rng(5)
+    org = organization_create(name="scope-lock", actor="test")
+    _add(org.pk, "m", "qa", rng.standard_normal((12, EMBEDDING_DIM)))
+    scope = large_scopes(threshold=10)[0]
+    name = scope_index_name(scope.scope_key)
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtext(%s))", [name])  # "another worker"
+        assert scope_index_create(scope=scope) is None
+        assert _index_state(name) is None and not SemanticScopeIndex.objects.exists()
+    built = scope_index_create(scope=scope)
+    assert built is not None and built.index_name == name and _index_state(name) is not None
