@@ -18,6 +18,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -143,3 +144,12 @@ def sample_arguments(schema: dict, prompt: str) -> dict:
 
 def prefix_key(payload: bytes) -> str:
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def content_text(content: Any) -> str:
+    """Text of an OpenAI/Cohere-v2 message content (a string, or a list of text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""

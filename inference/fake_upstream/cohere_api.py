@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 
 from .behaviour import (
+    content_text,
     count_tokens,
     embed_text,
     make_answer,
@@ -16,19 +17,20 @@ from .behaviour import (
     split_chunks,
     truncate_to_tokens,
 )
-from .server import STATE, SSEWriter, cut_json, fault_response, json_response, read_json
+from .server import (
+    STATE,
+    ChatStart,
+    SSEWriter,
+    cut_json,
+    fault_response,
+    json_response,
+    read_json,
+    start_chat,
+)
 
 
 def error_body(status: int, message: str) -> bytes:
     return orjson.dumps({"message": message})
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
 
 
 def _pick_tool(body: dict[str, Any], prompt: str, want_tool: bool) -> dict[str, Any] | None:
@@ -46,24 +48,13 @@ def _pick_tool(body: dict[str, Any], prompt: str, want_tool: bool) -> dict[str, 
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    body = await read_json(request)
-    if body is None or "model" not in body or not isinstance(body.get("messages"), list):
-        return web.Response(
-            body=error_body(400, "invalid request"), status=400, content_type="application/json"
-        )
-    model = str(body["model"])
-    messages = body["messages"]
-    last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
-    prompt = _text(last_user.get("content"))
-    d = state.begin(request, model=model, prompt=prompt)
-    await state.delay()
-    if d.fail:
-        resp = await fault_response(state, request, d.fail, error_body)
-        if resp is not None:
-            return resp
+    start = await start_chat(request, error_body, invalid="invalid request")
+    if not isinstance(start, ChatStart):
+        return start
+    state, body, messages = start.state, start.body, start.messages
+    prompt, d = start.prompt, start.directives
     if messages and messages[-1].get("role") == "tool":
-        answer = f"Tool said: {_text(messages[-1].get('content'))[:80]}"
+        answer = f"Tool said: {content_text(messages[-1].get('content'))[:80]}"
     else:
         answer = make_answer(prompt, words=d.answer_words)
     answer, truncated = truncate_to_tokens(answer, body.get("max_tokens"))
@@ -86,7 +77,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
             },
         }
         finish = "TOOL_CALL"
-    in_tokens = sum(count_tokens(_text(m.get("content"))) for m in messages)
+    in_tokens = sum(count_tokens(content_text(m.get("content"))) for m in messages)
     out_tokens = count_tokens(call["function"]["arguments"] if call else answer)
     usage = {
         "billed_units": {"input_tokens": in_tokens, "output_tokens": out_tokens},

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from .behaviour import (
+    content_text,
     count_tokens,
     embed_text,
     make_answer,
@@ -21,11 +22,13 @@ from .behaviour import (
 from .server import (
     MIN_CACHEABLE_TOKENS,
     STATE,
+    ChatStart,
     SSEWriter,
     cut_json,
     fault_response,
     json_response,
     read_json,
+    start_chat,
 )
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "o3-mini", "text-embedding-3-small")
@@ -41,14 +44,6 @@ _ERROR_TYPES = {
 def error_body(status: int, message: str) -> bytes:
     kind = _ERROR_TYPES.get(status, "server_error")
     return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": kind}})
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
 
 
 def _pick_tool(body: dict[str, Any], prompt: str, want_tool: bool) -> dict[str, Any] | None:
@@ -70,12 +65,12 @@ def _pick_tool(body: dict[str, Any], prompt: str, want_tool: bool) -> dict[str, 
 
 def _usage(body: dict[str, Any], state: Any, answer: str) -> dict[str, Any]:
     messages = body.get("messages") or []
-    prompt_tokens = sum(count_tokens(_text(m.get("content"))) for m in messages)
+    prompt_tokens = sum(count_tokens(content_text(m.get("content"))) for m in messages)
     prompt_tokens += count_tokens(orjson.dumps(body["tools"]).decode()) if body.get("tools") else 0
     # Automatic prefix caching as OpenAI does it: prompts >= 1024 tokens, whole 128-token blocks.
     cached = 0
     prefix = messages[:-1]
-    prefix_tokens = sum(count_tokens(_text(m.get("content"))) for m in prefix)
+    prefix_tokens = sum(count_tokens(content_text(m.get("content"))) for m in prefix)
     if prefix and prefix_tokens >= MIN_CACHEABLE_TOKENS:
         key = prefix_key(b"oai" + orjson.dumps([body.get("model"), prefix]))
         if state.remember_prefix(key):
@@ -97,26 +92,15 @@ def _usage(body: dict[str, Any], state: Any, answer: str) -> dict[str, Any]:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    body = await read_json(request)
-    if body is None or "model" not in body or not isinstance(body.get("messages"), list):
-        return web.Response(
-            body=error_body(400, "invalid body"), status=400, content_type="application/json"
-        )
-    model = str(body["model"])
-    messages = body["messages"]
-    last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
-    prompt = _text(last_user.get("content"))
-    d = state.begin(request, model=model, prompt=prompt)
-    await state.delay()
-    if d.fail:
-        resp = await fault_response(state, request, d.fail, error_body)
-        if resp is not None:
-            return resp
+    start = await start_chat(request, error_body, invalid="invalid body")
+    if not isinstance(start, ChatStart):
+        return start
+    state, body, model, messages = start.state, start.body, start.model, start.messages
+    prompt, d = start.prompt, start.directives
 
     tool = _pick_tool(body, prompt, d.want_tool)
     if messages and messages[-1].get("role") == "tool":
-        answer = f"Tool said: {_text(messages[-1].get('content'))[:80]}"
+        answer = f"Tool said: {content_text(messages[-1].get('content'))[:80]}"
     else:
         answer = make_answer(prompt, words=d.answer_words)
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")

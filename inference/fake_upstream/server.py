@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .behaviour import Directives, parse_directives
+from .behaviour import Directives, content_text, parse_directives
 
 # Anthropic's minimum cacheable prefix; also used for the simulated OpenAI automatic cache.
 MIN_CACHEABLE_TOKENS = 1024
@@ -234,3 +234,38 @@ def build_app(config: FakeConfig) -> web.Application:
     anthropic_api.register(app)
     cohere_api.register(app)
     return app
+
+
+@dataclass
+class ChatStart:
+    """A validated chat request that has been counted, delayed and passed the fault check."""
+
+    state: FakeState
+    body: dict[str, Any]
+    model: str
+    messages: list[dict[str, Any]]
+    prompt: str
+    directives: Directives
+
+
+async def start_chat(request: web.Request, error_body: Callable[[int, str], bytes],
+                     *, invalid: str) -> ChatStart | web.StreamResponse:
+    """The prologue OpenAI- and Cohere-shaped chat endpoints share: validate the body, take the last
+    user message as the prompt, count the request, apply latency and injected faults."""
+    state = request.app[STATE]
+    body = await read_json(request)
+    if body is None or "model" not in body or not isinstance(body.get("messages"), list):
+        return web.Response(body=error_body(400, invalid), status=400,
+                            content_type="application/json")
+    model = str(body["model"])
+    messages = body["messages"]
+    last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    prompt = content_text(last_user.get("content"))
+    d = state.begin(request, model=model, prompt=prompt)
+    await state.delay()
+    if d.fail:
+        resp = await fault_response(state, request, d.fail, error_body)
+        if resp is not None:
+            return resp
+    return ChatStart(state=state, body=body, model=model, messages=messages, prompt=prompt,
+                     directives=d)
