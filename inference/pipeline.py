@@ -283,7 +283,6 @@ async def call_upstream(call: GatewayCall, p: Plan) -> tuple[ChatResult, ModelIn
                 result = await _adapter(model).chat(req)
             except ProviderError as exc:
                 last = exc
-                await breaker.record_failure(f"{model.provider}:{model.name}")
                 if not exc.retryable:
                     break
                 if attempt < settings.ASAHI_UPSTREAM_RETRIES:
@@ -291,6 +290,10 @@ async def call_upstream(call: GatewayCall, p: Plan) -> tuple[ChatResult, ModelIn
                 continue
             await breaker.record_success(f"{model.provider}:{model.name}")
             return result, model, _ms(t0), notes
+        # One failure per request, after its retries: counting each attempt let two unlucky
+        # requests open the circuit for everyone. A rejected request says nothing of the model.
+        if last is not None and last.kind != "bad_request":
+            await breaker.record_failure(f"{model.provider}:{model.name}")
         notes.append(f"{model.name}: {last.kind if last else 'failed'}")
         if last is not None and last.kind in ("bad_request", "auth"):
             break  # another model will not fix the request or our credentials
@@ -511,7 +514,8 @@ async def start_stream(call: GatewayCall) -> StreamStart:
             first = None
         except ProviderError as exc:
             last = exc
-            await breaker.record_failure(name)
+            if exc.kind != "bad_request":
+                await breaker.record_failure(name)
             notes.append(f"{model.name}: {exc.kind}")
             if exc.kind in ("bad_request", "auth"):
                 break

@@ -133,3 +133,21 @@ def test_client_disconnect_cancels_upstream_and_charges_what_was_used(gateway, l
     assert event is not None
     assert 0 < event.output_tokens < 400  # charged for what was produced, not the whole answer
     assert event.cost_usd > 0
+
+
+def test_breaker_counts_one_failure_per_request_not_per_retry(gateway, live_tenant) -> None:
+    """Two failed requests (each retried) are two failures, below the threshold of five: the
+    model stays available. Counting every attempt opened the circuit for everyone."""
+    from django.conf import settings
+
+    assert settings.ASAHI_UPSTREAM_RETRIES >= 2  # each failed request makes 3+ attempts
+    client = client_for(gateway, live_tenant.infer.raw)
+    for _ in range(2):
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(
+                model="gpt-4o-mini", extra_body={"cache": "no-store"},
+                messages=[{"role": "user", "content": "x [[fail:500]]"}])
+    ok = client.chat.completions.create(
+        model="gpt-4o-mini", extra_body={"cache": "no-store"},
+        messages=[{"role": "user", "content": "Still there?"}])
+    assert ok.choices[0].message.content
