@@ -49,7 +49,9 @@ from caching import keys
 from caching.singleflight import single_flight
 
 if TYPE_CHECKING:
+    from inference.ledger import LedgerRow
     from inference.pipeline import GatewayCall, GatewayResponse
+    from inference.types import ModelInfo
 
 logger = logging.getLogger("asahi.cache")
 
@@ -266,7 +268,13 @@ def _step_call(call: GatewayCall, *, prompt: str, request_id: str,
                        client_ip=call.client_ip,
                        # Step prompts share a long document-derived prefix, so their meaning is
                        # dominated by it: only exact reuse is safe for them, never semantic.
-                       semantic=False)
+                       semantic=False, ledger_adjust=_step_row)
+
+
+def _step_row(row: LedgerRow) -> None:
+    # Without Asahi the client would not have made this call: its cost counts against the
+    # question's full-document baseline, and it adds no baseline of its own.
+    row.baseline_cost_usd = Decimal(0)
 
 
 async def _compute_digest(call: GatewayCall, doc: DocumentPrompt, spend: StepSpend) -> Digest:
@@ -379,6 +387,18 @@ async def infer_with_document(call: GatewayCall) -> GatewayResponse:
     question_call = _step_call(call, prompt=prompt, request_id=call.request_id,
                                max_tokens=call.chat.max_tokens, temperature=call.chat.temperature)
     question_call.started = call.started
+    reference = await _reference_model(call)
+
+    def question_row(row: LedgerRow) -> None:
+        # The client's own request: ledger it as tier 3 against the full-document baseline, so
+        # analytics see the same savings as the response.
+        if cached and row.cache_tier == 0:
+            row.cache_tier = 3
+        if row.status == "ok":
+            row.baseline_cost_usd = _full_document_baseline(
+                call, reference, output_tokens=row.output_tokens, fallback=row.baseline_cost_usd)
+
+    question_call.ledger_adjust = question_row
     resp = await complete(question_call)
     saved = max(0, digest.document_tokens - approx_tokens(prompt))
     if cached:
@@ -392,8 +412,8 @@ async def infer_with_document(call: GatewayCall) -> GatewayResponse:
                               output_tokens=usage.output_tokens + spend.output_tokens,
                               reasoning_tokens=usage.reasoning_tokens)
     resp.cost += spend.cost
-    resp.baseline_cost = await _full_document_baseline(call, output_tokens=usage.output_tokens,
-                                                       fallback=resp.baseline_cost)
+    resp.baseline_cost = _full_document_baseline(call, reference, output_tokens=usage.output_tokens,
+                                                 fallback=resp.baseline_cost)
     if resp.cache_tier == 0 and cached:
         resp.cache_tier = 3
     how = "cached digest" if cached else f"new digest ({digest.chunks} extraction step(s))"
@@ -403,18 +423,23 @@ async def infer_with_document(call: GatewayCall) -> GatewayResponse:
     return resp
 
 
-async def _full_document_baseline(call: GatewayCall, *, output_tokens: int,
-                                  fallback: Decimal) -> Decimal:
-    """The reference model answering from the whole prompt: what tier 3 is saving against."""
-    from inference import pricing
-    from inference.providers.types import Usage
+async def _reference_model(call: GatewayCall) -> ModelInfo | None:
     from inference.selectors import aget_catalogue
 
     try:
-        reference = (await aget_catalogue()).get(call.auth.policy.reference_model)
+        return (await aget_catalogue()).get(call.auth.policy.reference_model)
     except Exception:
+        return None
+
+
+def _full_document_baseline(call: GatewayCall, reference: ModelInfo | None, *,
+                            output_tokens: int, fallback: Decimal) -> Decimal:
+    """The reference model answering from the whole prompt: what tier 3 is saving against."""
+    from inference import pricing
+    from inference.providers.types import Usage
+
+    if reference is None:
         return fallback
     prompt_tokens = approx_tokens("\n".join(m.text() for m in call.chat.messages))
     return pricing.baseline_cost(reference, Usage(input_tokens=prompt_tokens,
                                                   output_tokens=output_tokens))
-

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -72,6 +72,9 @@ class GatewayCall:
     started: float = field(default_factory=time.perf_counter)
     include_usage: bool = False
     semantic: bool = True  # False for internal step calls (tier 3): exact cache only
+    # Lets a caller that decomposes a request (tier 3) correct the ledger row of one of its parts
+    # (tier, baseline) before it is buffered; the ledger is append-only afterwards.
+    ledger_adjust: Callable[[LedgerRow], None] | None = None
 
 
 @dataclass
@@ -193,7 +196,7 @@ def record(call: GatewayCall, *, model: ModelInfo | None, p: Plan | None, status
     latency = _ms(call.started)
     u = usage or Usage()
     store_prompt = call.auth.policy.retention_days > 0
-    ledger.append(LedgerRow(
+    row = LedgerRow(
         request_id=call.request_id, organization_id=call.auth.org_id, api_key_id=call.auth.key_id,
         endpoint=call.endpoint, model=model.name if model else call.chat.model,
         provider=model.provider if model else "", task_type=p.task_type if p else "",
@@ -207,7 +210,11 @@ def record(call: GatewayCall, *, model: ModelInfo | None, p: Plan | None, status
         temperature=call.chat.temperature,
         prompt=prompt_text(call.chat) if store_prompt and status == "ok" else None,
         response=response_text if store_prompt else None,
-    ))
+    )
+    if call.ledger_adjust is not None:
+        call.ledger_adjust(row)
+        cache_tier = row.cache_tier
+    ledger.append(row)
     _observe(call, model=model, status=status, cache_tier=cache_tier, usage=u, cost=cost,
              upstream_ms=upstream_ms)
     logger.info("request", extra={

@@ -64,6 +64,15 @@ def test_second_question_reuses_the_digest(gateway, live_tenant, fake_upstream) 
     ledger.flush()
     event = InferenceEvent.objects.get(request_id=two["request_id"])
     assert event.input_tokens == two["tokens_input"]
+    # The ledger tells analytics what the response told the client: tier 3, measured against
+    # the reference model reading the whole document.
+    assert event.cache_tier == 3
+    assert float(event.baseline_cost_usd) == pytest.approx(two["cost_original"], abs=1e-9)
+    assert event.baseline_cost_usd > event.cost_usd
+    # Extraction steps are Asahi's own calls: their cost counts, they add no baseline.
+    steps = InferenceEvent.objects.filter(request_id__startswith=f"{one['request_id']}.t3x")
+    assert steps.exists()
+    assert all(s.baseline_cost_usd == 0 and s.cost_usd > 0 for s in steps)
 
 
 def test_full_text_question_falls_back_to_the_document(gateway, live_tenant) -> None:
