@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 FAIL_KINDS = ("429", "500", "timeout", "stream_cut", "malformed")
 _FAIL_RE = re.compile(r"\[\[fail:([a-z0-9_]+)(?:@([^\]\s]+))?\]\]")
@@ -140,6 +141,24 @@ def sample_arguments(schema: dict, prompt: str) -> dict:
         else:
             out[name] = words[i % len(words)].strip(".,?!")
     return out
+
+
+def reply_text(messages: list[dict], prompt: str, *, words: int | None) -> str:
+    """The answer to an OpenAI/Cohere-style conversation: a tool result is echoed back."""
+    if messages and messages[-1].get("role") == "tool":
+        return f"Tool said: {content_text(messages[-1].get('content'))[:80]}"
+    return make_answer(prompt, words=words)
+
+
+def function_call(tool: dict[str, Any], prompt: str) -> dict[str, Any]:
+    """A call of ``tool`` in the ``{"id", "type": "function", "function"}`` shape that OpenAI
+    and Cohere v2 share, with arguments derived from the prompt."""
+    arguments = sample_arguments(tool.get("parameters") or {}, prompt)
+    return {
+        "id": f"call_{prefix_key(prompt.encode())[:12]}",
+        "type": "function",
+        "function": {"name": tool["name"], "arguments": orjson.dumps(arguments).decode()},
+    }
 
 
 def prefix_key(payload: bytes) -> str:

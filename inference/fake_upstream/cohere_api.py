@@ -11,9 +11,9 @@ from .behaviour import (
     content_text,
     count_tokens,
     embed_text,
-    make_answer,
+    function_call,
     prefix_key,
-    sample_arguments,
+    reply_text,
     split_chunks,
     truncate_to_tokens,
 )
@@ -53,10 +53,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return start
     state, body, messages = start.state, start.body, start.messages
     prompt, d = start.prompt, start.directives
-    if messages and messages[-1].get("role") == "tool":
-        answer = f"Tool said: {content_text(messages[-1].get('content'))[:80]}"
-    else:
-        answer = make_answer(prompt, words=d.answer_words)
+    answer = reply_text(messages, prompt, words=d.answer_words)
     answer, truncated = truncate_to_tokens(answer, body.get("max_tokens"))
     finish = "MAX_TOKENS" if truncated else "COMPLETE"
     for s in body.get("stop_sequences") or []:
@@ -64,18 +61,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
             answer, finish = answer[: answer.index(s)], "STOP_SEQUENCE"
             break
     tool = _pick_tool(body, prompt, d.want_tool)
-    call: dict[str, Any] | None = None
-    if tool is not None:
-        call = {
-            "id": f"call_{prefix_key(prompt.encode())[:12]}",
-            "type": "function",
-            "function": {
-                "name": tool["name"],
-                "arguments": orjson.dumps(
-                    sample_arguments(tool.get("parameters") or {}, prompt)
-                ).decode(),
-            },
-        }
+    call = function_call(tool, prompt) if tool is not None else None
+    if call is not None:
         finish = "TOOL_CALL"
     in_tokens = sum(count_tokens(content_text(m.get("content"))) for m in messages)
     out_tokens = count_tokens(call["function"]["arguments"] if call else answer)

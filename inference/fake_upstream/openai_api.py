@@ -13,9 +13,9 @@ from .behaviour import (
     content_text,
     count_tokens,
     embed_text,
-    make_answer,
+    function_call,
     prefix_key,
-    sample_arguments,
+    reply_text,
     split_chunks,
     truncate_to_tokens,
 )
@@ -99,28 +99,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     prompt, d = start.prompt, start.directives
 
     tool = _pick_tool(body, prompt, d.want_tool)
-    if messages and messages[-1].get("role") == "tool":
-        answer = f"Tool said: {content_text(messages[-1].get('content'))[:80]}"
-    else:
-        answer = make_answer(prompt, words=d.answer_words)
+    answer = reply_text(messages, prompt, words=d.answer_words)
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     answer, truncated = truncate_to_tokens(answer, max_tokens)
     stop = body.get("stop")
     for s in [stop] if isinstance(stop, str) else stop or []:
         if s and s in answer:
             answer = answer[: answer.index(s)]
-    call: dict[str, Any] | None = None
-    if tool is not None:
-        call = {
-            "id": f"call_{prefix_key(prompt.encode())[:12]}",
-            "type": "function",
-            "function": {
-                "name": tool["name"],
-                "arguments": orjson.dumps(
-                    sample_arguments(tool.get("parameters") or {}, prompt)
-                ).decode(),
-            },
-        }
+    call = function_call(tool, prompt) if tool is not None else None
+    if call is not None:
         answer = ""
     finish = "tool_calls" if call else ("length" if truncated else "stop")
     usage = _usage(body, state, answer + (call["function"]["arguments"] if call else ""))
