@@ -244,6 +244,10 @@ if ASAHI_DEFAULT_BUDGET_POLICY not in {"closed", "open"}:
 ASAHI_ADMIN_SECRET = env_str("ASAHI_ADMIN_SECRET", "")
 ASAHI_METRICS_SCRAPE_TOKEN = env_str("ASAHI_METRICS_SCRAPE_TOKEN", "")
 ASAHI_KEY_CACHE_SECONDS = env_float("ASAHI_KEY_CACHE_SECONDS", 5.0, minimum=0.0)
+# Which embedder the semantic cache uses: local (offline, calibrated), openai[:model], cohere[:model].
+ASAHI_SEMANTIC_EMBEDDER = env_str("ASAHI_SEMANTIC_EMBEDDER", "local").strip()
+if ASAHI_SEMANTIC_EMBEDDER.partition(":")[0] not in {"local", "openai", "cohere"}:
+    raise ConfigError("ASAHI_SEMANTIC_EMBEDDER must be local, openai[:model] or cohere[:model]")
 ASAHI_MAX_PROMPT_CHARS = env_int("ASAHI_MAX_PROMPT_CHARS", 100_000, minimum=1)
 ASAHI_UPSTREAM_TIMEOUT = env_float("ASAHI_UPSTREAM_TIMEOUT", 60.0, minimum=0.1)
 ASAHI_UPSTREAM_RETRIES = env_int("ASAHI_UPSTREAM_RETRIES", 2, minimum=0)

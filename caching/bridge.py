@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
@@ -50,9 +51,9 @@ def _query_text(call: GatewayCall) -> str | None:
 
 def _embedder() -> Any | None:
     try:
-        from caching.semantic.embedders import get_local_embedder
+        from caching.semantic.embedders import get_semantic_embedder
 
-        return get_local_embedder()
+        return get_semantic_embedder(settings.ASAHI_SEMANTIC_EMBEDDER)
     except Exception as exc:  # missing artefact or package: the tier is off, the request goes on
         logger.warning("semantic_embedder_unavailable", extra={"error": repr(exc)})
         return None
@@ -95,8 +96,6 @@ def _request_index(scope_key: str) -> None:
     if now - _index_requested.get(scope_key, -INDEX_CHECK_SECONDS) < INDEX_CHECK_SECONDS:
         return
     _index_requested[scope_key] = now
-    from django.conf import settings
-
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return  # no worker: an eager build would block this lookup for seconds
     try:
@@ -157,10 +156,13 @@ def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vec
 
 def _lookup_sync(call: GatewayCall, plan: Plan, embedder: Any, vector: Any, query: str,
                  ) -> tuple[CachedAnswer, float, str] | None:
-    from caching.semantic.decision import DEFAULT_THRESHOLDS, Thresholds, decide
+    from caching.semantic.decision import UNCALIBRATED, Thresholds, decide, thresholds_for
+    from caching.semantic.embedders import LocalMiniLMEmbedder
 
     task = plan.task_type
-    base = DEFAULT_THRESHOLDS.get(task) or DEFAULT_THRESHOLDS["default"]
+    # The shipped thresholds were calibrated on the local embedder's cosines; another embedder's
+    # cosines live on another scale, so it gets strict ones until a policy sets its own.
+    base = thresholds_for(task) if embedder.name == LocalMiniLMEmbedder.name else UNCALIBRATED
     override = call.auth.policy.semantic_threshold
     thresholds = Thresholds(high=override, low=min(base.low, override)) if override else base
     rows = nearest(org_id=call.auth.org_id, model=plan.chain[0].name, task_type=task,

@@ -18,12 +18,15 @@ artefacts, so it is thread-safe; it costs ~0.1-0.3 ms.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from caching.semantic.features import analyze, features, guard_violation
+from caching.semantic.features import FEATURE_NAMES, analyze, features, guard_violation
 from caching.semantic.verifier import VERIFIER_PATH, TreeEnsemble
+
+logger = logging.getLogger(__name__)
 
 DECISION_CONFIG_PATH = Path(__file__).resolve().parents[1] / "artifacts" / "semantic_decision.json"
 TASK_TYPES = (
@@ -54,12 +57,13 @@ class Decision:
     verifier_probability: float | None = None
 
 
-# Used only when the trained config is missing (e.g. a checkout without artefacts): strict.
-_FALLBACK = Thresholds(high=0.97, low=0.90, min_verifier_probability=0.9)
+# Used when the trained config is missing (e.g. a checkout without artefacts) and for embedders
+# the thresholds were not calibrated on (remote ones): strict.
+UNCALIBRATED = Thresholds(high=0.97, low=0.90, min_verifier_probability=0.9)
 
 
 def _load_thresholds(path: Path) -> dict[str, Thresholds]:
-    table = {task: _FALLBACK for task in (*TASK_TYPES, "default")}
+    table = {task: UNCALIBRATED for task in (*TASK_TYPES, "default")}
     if path.exists():
         doc = json.loads(path.read_text())
         for task, values in doc.get("thresholds", {}).items():
@@ -84,7 +88,13 @@ def get_verifier() -> TreeEnsemble | None:
     if not _verifier_loaded:
         with _verifier_lock:
             if not _verifier_loaded:
-                _verifier = TreeEnsemble.load(VERIFIER_PATH) if VERIFIER_PATH.exists() else None
+                loaded = TreeEnsemble.load(VERIFIER_PATH) if VERIFIER_PATH.exists() else None
+                if loaded is not None and loaded.feature_names != FEATURE_NAMES:
+                    # Trained on another feature vector: its splits would read the wrong
+                    # columns. The band then misses until the verifier is retrained.
+                    logger.warning("semantic_verifier_feature_mismatch")
+                    loaded = None
+                _verifier = loaded
                 _verifier_loaded = True
     return _verifier
 
