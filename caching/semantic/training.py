@@ -209,7 +209,7 @@ def fit_verifier(x: np.ndarray, y: np.ndarray, *, seed: int) -> TreeEnsemble:
         random_state=seed,
     )
     clf.fit(x, y)
-    return TreeEnsemble.from_sklearn(clf)
+    return TreeEnsemble.from_sklearn(clf, FEATURE_NAMES)
 
 
 def out_of_fold_probabilities(

@@ -30,9 +30,11 @@ class TreeEnsemble:
     roots: np.ndarray  # int32 [trees]
     baseline: float
     depth: int
+    # The feature vector the trees were trained on; a verifier is only used with the same one.
+    feature_names: tuple[str, ...] = ()
 
     @classmethod
-    def from_sklearn(cls, clf: Any) -> TreeEnsemble:
+    def from_sklearn(cls, clf: Any, feature_names: tuple[str, ...] = ()) -> TreeEnsemble:
         """Flatten a fitted binary ``HistGradientBoostingClassifier``."""
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("f", "t", "l", "r", "m", "leaf", "v")}
         roots, offset, depth = [], 0, 0
@@ -54,6 +56,7 @@ class TreeEnsemble:
             missing_left=cat["m"], leaf=cat["leaf"], value=cat["v"],
             roots=np.asarray(roots, dtype=np.int32),
             baseline=float(np.ravel(clf._baseline_prediction)[0]), depth=depth,
+            feature_names=tuple(feature_names),
         )  # fmt: skip
 
     def save(self, path: Path) -> None:
@@ -61,6 +64,7 @@ class TreeEnsemble:
             path, feature=self.feature, threshold=self.threshold, left=self.left,
             right=self.right, missing_left=self.missing_left, leaf=self.leaf, value=self.value,
             roots=self.roots, baseline=np.float64(self.baseline), depth=np.int32(self.depth),
+            feature_names=np.array(self.feature_names, dtype=str),
         )  # fmt: skip
 
     @classmethod
@@ -71,6 +75,8 @@ class TreeEnsemble:
                 right=data["right"], missing_left=data["missing_left"], leaf=data["leaf"],
                 value=data["value"], roots=data["roots"], baseline=float(data["baseline"]),
                 depth=int(data["depth"]),
+                feature_names=tuple(str(n) for n in data["feature_names"])
+                if "feature_names" in data.files else (),
             )  # fmt: skip
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
