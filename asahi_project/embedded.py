@@ -37,6 +37,47 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+_TUNING_MARK = "# asahi tuning v1"
+
+
+def _memory_settings() -> dict[str, str]:
+    """Server memory for the embedded PostgreSQL, sized from this machine's RAM.
+
+    initdb's defaults (128 MB shared_buffers, 64 MB maintenance_work_mem) make a semantic cache
+    with a million entries read its 2 GB HNSW graph through the OS page cache on every lookup
+    and build it on disk. A quarter of RAM (capped at 4 GB) is PostgreSQL's usual advice;
+    ``ASAHI_PG_SHARED_BUFFERS`` overrides, e.g. "256MB" on a small laptop.
+    """
+    try:
+        ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError):
+        ram_mb = 4096
+    shared = os.environ.get("ASAHI_PG_SHARED_BUFFERS") or f"{max(128, min(ram_mb // 4, 4096))}MB"
+    return {
+        "shared_buffers": shared,
+        "effective_cache_size": f"{max(512, ram_mb // 2)}MB",
+        "maintenance_work_mem": f"{max(64, min(ram_mb // 16, 2048))}MB",
+        "work_mem": "16MB",
+    }
+
+
+def _tune_postgres(server: Any, pgdata: Path) -> None:
+    """Write the memory settings once and restart so that shared_buffers takes effect.
+
+    Runs under the start lock, right after the first start of a new data directory, before any
+    other process can connect; later starts find the mark and do nothing.
+    """
+    conf = pgdata / "postgresql.conf"
+    if _TUNING_MARK in conf.read_text():
+        return
+    lines = [f"{name} = '{value}'" for name, value in _memory_settings().items()]
+    with open(conf, "a") as fh:
+        fh.write("\n".join(["", _TUNING_MARK, *lines, ""]))
+    from pgserver.postgres_server import pg_ctl
+
+    pg_ctl(["-w", "restart"], pgdata=pgdata, user=server.system_user, timeout=60)
+
+
 def embedded_postgres_dsn() -> dict[str, str]:
     """Start (or reuse) the embedded PostgreSQL and return Django connection settings for it."""
     pgdata = DATA_DIR / "pg"
@@ -44,6 +85,7 @@ def embedded_postgres_dsn() -> dict[str, str]:
         import pgserver
 
         server = pgserver.get_server(str(pgdata), cleanup_mode=None)
+        _tune_postgres(server, pgdata)
         server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
     return {"NAME": "postgres", "USER": "postgres", "PASSWORD": "", "HOST": str(pgdata), "PORT": ""}
 
