@@ -298,13 +298,13 @@ def test_local_embedder_ranks_paraphrase_above_unrelated(embedder):
     assert para > other + 0.2
 
 
-def test_onnx_and_torch_runtimes_give_the_same_vectors(tmp_path, monkeypatch):
+def test_onnx_fp32_matches_torch_and_int8_stays_close(tmp_path, monkeypatch):
     """The ONNX export (made on first load, in ASAHI_MODEL_CACHE) must be interchangeable with
     the torch model: both runtimes share one embedder version, so one set of stored vectors."""
     from caching.semantic.embedders import LocalMiniLMEmbedder
 
     monkeypatch.setenv("ASAHI_MODEL_CACHE", str(tmp_path))
-    onnx = LocalMiniLMEmbedder(runtime="onnx")
+    onnx = LocalMiniLMEmbedder(runtime="onnx", quantize=False)
     assert onnx.runtime == "onnx" and len(list(tmp_path.glob("*.onnx"))) == 1
     torch_model = LocalMiniLMEmbedder(runtime="torch")
     # Mixed lengths in one batch: the export must have kept batch and length dynamic.
@@ -314,6 +314,16 @@ def test_onnx_and_torch_runtimes_give_the_same_vectors(tmp_path, monkeypatch):
     assert np.allclose(onnx.embed(texts[1:2]), torch_model.embed(texts[1:2]), atol=1e-5)
     with pytest.raises(ValueError, match="unknown runtime"):
         LocalMiniLMEmbedder(runtime="tpu")
+
+    # The int8 variant (the default) is a second file and another embedder version, so its
+    # vectors are never compared with fp32 ones; they stay close to them, not equal.
+    int8 = LocalMiniLMEmbedder(runtime="onnx")
+    assert int8.quantized and int8.version == onnx.version + "+int8"
+    assert len(list(tmp_path.glob("*-int8.onnx"))) == 1
+    agreement = (int8.embed(texts) * onnx.embed(texts)).sum(axis=1)
+    assert agreement.min() > 0.98 and not np.allclose(int8.embed(texts), onnx.embed(texts))
+    # torch has no int8 path here: asking for it gives the fp32 version, named as such.
+    assert LocalMiniLMEmbedder(runtime="torch", quantize=True).version == onnx.version
 
 
 def test_huge_prompts_are_truncated_before_embedding(embedder):
