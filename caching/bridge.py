@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -61,6 +62,22 @@ def _embedder() -> Any | None:
 
 def embedder_id(embedder: Any) -> str:
     return f"{embedder.name}:{embedder.version}"
+
+
+# Lookups and stores run in executor threads, where no request signal enforces CONN_MAX_AGE or
+# drops a broken connection, so they call close_old_connections() themselves. That also re-arms
+# Django's connection health check, a SELECT 1 round trip before the next query (~0.1-0.3 ms of
+# a ~1.5 ms lookup), so after a success it runs at most every RELEASE_SECONDS per thread.
+RELEASE_SECONDS = 5.0
+_released = threading.local()
+
+
+def _release_connection(*, failed: bool = False) -> None:
+    now = time.monotonic()
+    due = now - getattr(_released, "at", float("-inf")) >= RELEASE_SECONDS
+    if failed or due or connection.settings_dict.get("CONN_MAX_AGE") == 0:
+        _released.at = now
+        close_old_connections()
 
 
 def _vector_literal(vector: Any) -> str:
@@ -115,7 +132,7 @@ def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vec
     past EXACT_SCAN_LIMIT rows asks a worker for an index (`caching.index_scope`). Indexed
     scopes walk their own graph: the scope_key literal in the SQL text lets the planner match the
     partial index predicate; the other scope columns stay as a safety filter."""
-    from django.db import connection, transaction
+    from django.db import transaction
 
     from caching.models import scope_key_of
 
@@ -150,8 +167,11 @@ def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vec
             # spilled to disk). Other scopes' partial indexes cannot serve this predicate.
             cur.execute(sql, [vec, *params])
             return [(r[0], r[1], r[2], 1.0 - float(r[3])) for r in cur.fetchall()]
+    except Exception:
+        _release_connection(failed=True)
+        raise
     finally:
-        close_old_connections()
+        _release_connection()
 
 
 def _lookup_sync(call: GatewayCall, plan: Plan, embedder: Any, vector: Any, query: str,
@@ -174,9 +194,12 @@ def _lookup_sync(call: GatewayCall, plan: Plan, embedder: Any, vector: Any, quer
         if decision.hit:
             from caching.models import SemanticEntry
 
-            SemanticEntry.objects.filter(pk=entry_id).update(hit_count=F("hit_count") + 1,
-                                                             last_hit_at=timezone.now())
-            close_old_connections()
+            try:
+                SemanticEntry.objects.filter(pk=entry_id).update(hit_count=F("hit_count") + 1,
+                                                                 last_hit_at=timezone.now())
+            except Exception:
+                _release_connection(failed=True)
+                raise
             # Raw SQL returns jsonb as text.
             hit = CachedAnswer(**(orjson.loads(answer) if isinstance(answer, str) else answer))
             return hit, similarity, decision.reason
@@ -219,8 +242,9 @@ def _store_sync(*, org_id: uuid.UUID, model: str, task_type: str, embedder_name:
         )
     except Exception:
         logger.exception("semantic_store_failed")
-    finally:
-        close_old_connections()
+        _release_connection(failed=True)
+    else:
+        _release_connection()
 
 
 def semantic_store(*, call: GatewayCall, plan: Plan, model: ModelInfo,

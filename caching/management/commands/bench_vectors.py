@@ -319,7 +319,7 @@ class Command(BaseCommand):
                     self.stdout.write(
                         f"{'':39}embed+lookup p50={statistics.median(both):7.2f}ms "
                         f"p99={both[min(len(both) - 1, int(0.99 * len(both)))]:7.2f}ms "
-                        f"({embedder.name}:{embedder.runtime})")
+                        f"({embedder.runtime}, {embedder.version})")
         if indexed:
             self._explain(scope, key)
 
