@@ -158,6 +158,31 @@ def test_large_scope_gets_a_partial_index_and_lookups_stay_in_scope() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+def test_indexed_lookup_settings_lapse_with_the_lookup() -> None:
+    """The HNSW path turns sorts and seq scans off for its own query only: nothing leaks to the
+    connection's next query, whether or not the lookup ran inside a transaction."""
+    from django.db import connection, transaction
+
+    rng = np.random.default_rng(5)
+    org = organization_create(name="scope-settings", actor="test")
+    rows = rng.standard_normal((30, EMBEDDING_DIM))
+    ids = _add(org.pk, "m", "qa", rows)
+    scope_indexes_sync(threshold=20)
+
+    def current() -> tuple[str, str]:
+        with connection.cursor() as cur:
+            cur.execute("SELECT current_setting('enable_sort'), current_setting('enable_seqscan')")
+            return cur.fetchone()
+
+    got = bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB, vector=rows[4])
+    assert got[0][0] == ids[4] and current() == ("on", "on")
+    with transaction.atomic():
+        got = bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
+                             vector=rows[9])
+        assert got[0][0] == ids[9] and current() == ("on", "on")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_expired_rows_are_not_returned_by_the_indexed_path() -> None:
     rng = np.random.default_rng(11)
     org = organization_create(name="scope-expiry", actor="test")

@@ -26,6 +26,8 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from caching.bridge import EXACT_SCAN_LIMIT
+
 EMBEDDER = "bench:1"
 CHUNK = 50_000
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -90,7 +92,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the large scope")
         parser.add_argument("--medium", type=int, default=50_000, help="rows of the medium scope")
-        parser.add_argument("--edge", type=int, default=5_000,
+        parser.add_argument("--edge", type=int, default=EXACT_SCAN_LIMIT,
                             help="rows of the scope at the exact-scan limit")
         parser.add_argument("--dim", type=int, default=384)
         parser.add_argument("--queries", type=int, default=200, help="timed lookups per kind")
