@@ -184,7 +184,9 @@ def _missing(redis: Any, batch: list[tuple[int, str]]) -> list[int]:
 
 SCOPE_INDEX_THRESHOLD = EXACT_SCAN_LIMIT  # rows; smaller scopes are scanned exactly
 HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
+# pgvector's default (64) built a 1M-row graph whose recall@1 was 0.72-0.88 at ef_search 80-160 on
+# clustered vectors; 128 gave 1.0 at 80, for a 1.5x longer build (350 s against 223-251 s).
+HNSW_EF_CONSTRUCTION = 128
 INDEX_BUILD_MEMORY = "4GB"  # a graph built in memory is far faster than a spilled one (1M x 384d ~2.3GB)
 _SCOPE_KEY = re.compile(r"^[0-9a-f]{16}$")
 
