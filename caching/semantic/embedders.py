@@ -26,6 +26,8 @@ import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic as time_now
@@ -159,17 +161,29 @@ def _fuse_transformer_ops(path: str, *, hidden: int, heads: int) -> None:
         logger.warning("onnx_fusion_skipped", extra={"error": repr(exc)})
 
 
+@contextmanager
+def _written_atomically(path: Path) -> Iterator[str]:
+    """A temporary file beside ``path`` that replaces ``path`` if the block succeeds, so another
+    process writing the same file concurrently never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the shared file from other users
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def export_onnx(model: Any, path: Path, *, fuse: bool = False) -> Path:
     """Write ``model`` (with pooling) as ONNX to ``path`` atomically; returns ``path``."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     sample = torch.ones(1, 8, dtype=torch.long)
     axes = {0: "batch", 1: "tokens"}
-    # Another process may export the same file concurrently: write aside, then rename.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
+    with _written_atomically(path) as tmp:
         # The tracer warns about shape checks it freezes; none depends on batch size or length
         # for this encoder-only model (a test compares both runtimes on mixed lengths).
         with warnings.catch_warnings():
@@ -187,11 +201,6 @@ def export_onnx(model: Any, path: Path, *, fuse: bool = False) -> Path:
         if fuse:
             config = model.config
             _fuse_transformer_ops(tmp, hidden=config.hidden_size, heads=config.num_attention_heads)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the shared file from other users
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -209,26 +218,21 @@ def quantize_onnx(source: Path, path: Path) -> Path:
         return path
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
-    os.close(fd)
     # The quantizer logs a line per tensor on the root logger; this runs once per model file.
     logging.disable(logging.WARNING)
     try:
-        quantize_dynamic(
-            str(source),
-            tmp,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul"],
-            # The fused graph has contrib ops that shape inference cannot type.
-            extra_options={"DefaultTensorType": 1},  # onnx.TensorProto.FLOAT
-        )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        with _written_atomically(path) as tmp:
+            quantize_dynamic(
+                str(source),
+                tmp,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul"],
+                # The fused graph has contrib ops that shape inference cannot type.
+                extra_options={"DefaultTensorType": 1},  # onnx.TensorProto.FLOAT
+            )
     finally:
         logging.disable(logging.NOTSET)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
