@@ -233,3 +233,39 @@ def test_a_build_already_running_elsewhere_is_not_duplicated() -> None:
         assert _index_state(name) is None and not SemanticScopeIndex.objects.exists()
     built = scope_index_create(scope=scope)
     assert built is not None and built.index_name == name and _index_state(name) is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lookups_keep_a_healthy_connection_and_drop_a_broken_one(monkeypatch) -> None:
+    """With persistent connections, a lookup does not re-arm Django's health check (a SELECT 1
+    before the next query) unless RELEASE_SECONDS passed or the lookup failed."""
+    rng = np.random.default_rng(3)
+    org = organization_create(name="scope-conn", actor="test")
+    rows = rng.standard_normal((5, EMBEDDING_DIM))
+    _add(org.pk, "m", "qa", rows)
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 600)
+    monkeypatch.setattr(bridge._released, "at", float("-inf"), raising=False)
+
+    def lookup() -> list:
+        return bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
+                              vector=rows[1])
+
+    lookup()  # the first release in this thread is due: it re-arms the check
+    assert connection.health_check_done is False
+    lookup()
+    assert connection.health_check_done is True  # checked once, not re-armed by this lookup
+    raw = connection.connection
+    lookup()
+    assert connection.connection is raw  # the same connection served all of them
+
+    # The server drops this connection (a restart, an idle timeout): the lookup fails, and its
+    # release notices the connection is unusable and closes it; the next lookup reconnects.
+    import psycopg
+
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [raw.info.backend_pid])
+    with pytest.raises(Exception):  # noqa: B017 - the driver's error for a dropped connection
+        lookup()
+    assert connection.connection is None
+    assert lookup()[0][3] > 0.99 and connection.connection is not raw
