@@ -26,8 +26,8 @@ from .server import (
     STATE,
     FakeState,
     SSEWriter,
+    admit,
     cut_json,
-    fault_response,
     json_response,
     read_json,
 )
@@ -127,12 +127,9 @@ async def messages_handler(request: web.Request) -> web.StreamResponse:
     last = messages[-1] if messages else {}
     last_blocks = _blocks(last.get("content"))
     prompt = "\n".join(b.get("text", "") for b in last_blocks if b.get("type") == "text")
-    d = state.begin(request, model=model, prompt=prompt)
-    await state.delay()
-    if d.fail:
-        resp = await fault_response(state, request, d.fail, error_body)
-        if resp is not None:
-            return resp
+    d, fault = await admit(state, request, model=model, prompt=prompt, error_body=error_body)
+    if fault is not None:
+        return fault
 
     results = [b for b in last_blocks if b.get("type") == "tool_result"]
     if results:

@@ -21,8 +21,8 @@ from .server import (
     STATE,
     ChatStart,
     SSEWriter,
+    admit,
     cut_json,
-    fault_response,
     json_response,
     read_json,
     start_chat,
@@ -184,12 +184,11 @@ async def embed(request: web.Request) -> web.StreamResponse:
         )
     model = str(body["model"])
     texts = [str(t) for t in body.get("texts") or []]
-    d = state.begin(request, model=model, prompt=texts[-1] if texts else "")
-    await state.delay()
-    if d.fail:
-        resp = await fault_response(state, request, d.fail, error_body)
-        if resp is not None:
-            return resp
+    d, fault = await admit(
+        state, request, model=model, prompt=texts[-1] if texts else "", error_body=error_body
+    )
+    if fault is not None:
+        return fault
     dims = int(body.get("output_dimension") or state.config.embed_dims)
     vectors = [embed_text(t, dims) for t in texts]
     tokens = sum(count_tokens(t) for t in texts)

@@ -24,8 +24,8 @@ from .server import (
     STATE,
     ChatStart,
     SSEWriter,
+    admit,
     cut_json,
-    fault_response,
     json_response,
     read_json,
     start_chat,
@@ -210,12 +210,11 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     model = str(body.get("model", ""))
     inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
     texts = [t if isinstance(t, str) else " ".join(map(str, t)) for t in inputs]
-    d = state.begin(request, model=model, prompt=texts[-1] if texts else "")
-    await state.delay()
-    if d.fail:
-        resp = await fault_response(state, request, d.fail, error_body)
-        if resp is not None:
-            return resp
+    d, fault = await admit(
+        state, request, model=model, prompt=texts[-1] if texts else "", error_body=error_body
+    )
+    if fault is not None:
+        return fault
     dims = int(body.get("dimensions") or state.config.embed_dims)
     data = [
         {"object": "embedding", "index": i, "embedding": embed_text(t, dims)}

@@ -236,6 +236,18 @@ def build_app(config: FakeConfig) -> web.Application:
     return app
 
 
+async def admit(
+    state: FakeState, request: web.Request, *, model: str, prompt: str, error_body: ErrorBody
+) -> tuple[Directives, web.StreamResponse | None]:
+    """Count the request and apply the configured latency and any injected fault: the request's
+    directives, and the fault's response when the handler must send that instead (stream cuts
+    are left to the handler)."""
+    d = state.begin(request, model=model, prompt=prompt)
+    await state.delay()
+    fault = await fault_response(state, request, d.fail, error_body) if d.fail else None
+    return d, fault
+
+
 @dataclass
 class ChatStart:
     """A validated chat request that has been counted, delayed and passed the fault check."""
@@ -261,11 +273,8 @@ async def start_chat(request: web.Request, error_body: Callable[[int, str], byte
     messages = body["messages"]
     last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
     prompt = content_text(last_user.get("content"))
-    d = state.begin(request, model=model, prompt=prompt)
-    await state.delay()
-    if d.fail:
-        resp = await fault_response(state, request, d.fail, error_body)
-        if resp is not None:
-            return resp
+    d, fault = await admit(state, request, model=model, prompt=prompt, error_body=error_body)
+    if fault is not None:
+        return fault
     return ChatStart(state=state, body=body, model=model, messages=messages, prompt=prompt,
                      directives=d)
