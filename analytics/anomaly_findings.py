@@ -24,16 +24,14 @@ from analytics import selectors
 from analytics.insights import (
     Anomaly,
     AnomalyKind,
-    Granularity,
     Metric,
     Severity,
-    detect_usage_anomalies,
     most_severe_first,
 )
-from analytics.insights_bridge import ANOMALY_HISTORY, usage_buckets
+from analytics.insights_bridge import ANOMALY_HISTORY, detect_org_and_keys
 from analytics.models import AnomalyFinding, AnomalyScan
 from analytics.rollup import EPOCH, floor_hour
-from governance.models import ApiKey, Organization
+from governance.models import Organization
 
 # Findings ending in this window are recomputed by every scan: it covers the fold's lateness and a
 # late ledger flush many times over, and a scan that was skipped for a while (see report_since).
@@ -93,21 +91,8 @@ def detect_org(*, org: Organization, rows: list[selectors.HourBucket], until: da
 
     `until` is the current (partial) hour: judged, but only for rises.
     """
-    found: list[tuple[Anomaly, int | None]] = [
-        (a, None) for a in detect_usage_anomalies(
-            buckets=usage_buckets(rows), scope="organization", scope_id=str(org.id),
-            granularity=Granularity.HOUR, until=until, since=since, partial_from=until)]
     keys, skipped = rank_keys(rows=rows, since=floor_hour(now - KEY_RANK_SPAN), limit=max_keys)
-    by_key: dict[int, list[selectors.HourBucket]] = {k: [] for k in keys}
-    for r in rows:
-        if r.api_key_id in by_key:
-            by_key[r.api_key_id].append(r)
-    prefixes = dict(ApiKey.objects.filter(pk__in=keys).values_list("pk", "prefix"))
-    for key_id in keys:
-        found += [(a, key_id) for a in detect_usage_anomalies(
-            buckets=usage_buckets(by_key[key_id]), scope="key",
-            scope_id=prefixes.get(key_id, str(key_id)), granularity=Granularity.HOUR,
-            until=until, since=since, partial_from=until)]
+    found = detect_org_and_keys(org=org, rows=rows, keys=keys, until=until, since=since)
     return found, len(keys), skipped
 
 

@@ -64,6 +64,30 @@ def usage_buckets(rows: list[selectors.HourBucket]) -> list[UsageBucket]:
             for t, a in sorted(merged.items())]
 
 
+def detect_org_and_keys(*, org: Organization, rows: list[selectors.HourBucket], keys: list[int],
+                        until: datetime, since: datetime) -> list[tuple[Anomaly, int | None]]:
+    """Hourly anomalies of the organization's series (all of `rows`) and of each key in `keys`,
+    ending at or after `since`, each with its key id (None for the organization). `until` is the
+    current hour: still filling, so `partial_from` keeps it from reading as a drop."""
+
+    def detect(scope: str, scope_id: str, scope_rows: list[selectors.HourBucket]) -> list[Anomaly]:
+        return detect_usage_anomalies(buckets=usage_buckets(scope_rows), scope=scope,
+                                      scope_id=scope_id, granularity=Granularity.HOUR,
+                                      until=until, since=since, partial_from=until)
+
+    found: list[tuple[Anomaly, int | None]] = [
+        (a, None) for a in detect("organization", str(org.id), rows)]
+    by_key: dict[int, list[selectors.HourBucket]] = {k: [] for k in keys}
+    for r in rows:
+        if r.api_key_id in by_key:
+            by_key[r.api_key_id].append(r)
+    prefixes = dict(ApiKey.objects.filter(pk__in=keys).values_list("pk", "prefix"))
+    for key_id in keys:
+        found += [(a, key_id) for a in detect("key", prefixes.get(key_id, str(key_id)),
+                                              by_key[key_id])]
+    return found
+
+
 def org_anomalies(*, org: Organization, report_hours: int = 24, now: datetime | None = None,
                   include_keys: bool = True) -> list[Anomaly]:
     """Hourly anomalies of the organization and each of its keys ending in the last hours.
@@ -75,24 +99,10 @@ def org_anomalies(*, org: Organization, report_hours: int = 24, now: datetime | 
     now = now or timezone.now()
     rows = selectors.hourly_usage(org_ids=[org.id], since=floor_hour(now - ANOMALY_HISTORY),
                                   by_key=include_keys)
-    until = floor_hour(now)
-    since = now - timedelta(hours=report_hours)
-    # The current hour is still filling: `partial_from` keeps it from reading as a drop.
-    found = detect_usage_anomalies(buckets=usage_buckets(rows), scope="organization",
-                                   scope_id=str(org.id), granularity=Granularity.HOUR,
-                                   until=until, since=since, partial_from=until)
-    if include_keys:
-        by_key: dict[int, list[selectors.HourBucket]] = {}
-        for r in rows:
-            if r.api_key_id:
-                by_key.setdefault(r.api_key_id, []).append(r)
-        prefixes = dict(ApiKey.objects.filter(pk__in=list(by_key)).values_list("pk", "prefix"))
-        for key_id, key_rows in by_key.items():
-            found += detect_usage_anomalies(
-                buckets=usage_buckets(key_rows), scope="key",
-                scope_id=prefixes.get(key_id, str(key_id)), granularity=Granularity.HOUR,
-                until=until, since=since, partial_from=until)
-    return found
+    keys = list(dict.fromkeys(r.api_key_id for r in rows if r.api_key_id)) if include_keys else []
+    found = detect_org_and_keys(org=org, rows=rows, keys=keys, until=floor_hour(now),
+                                since=now - timedelta(hours=report_hours))
+    return [a for a, _ in found]
 
 
 def org_recommendations(*, org: Organization, now: datetime | None = None) -> list[Recommendation]:
