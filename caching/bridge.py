@@ -168,10 +168,10 @@ def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vec
                             f"set_config('enable_seqscan', 'off', true); {sql}{reset}",
                             [str(int(ef_search)), vec, *params])
                 cur.nextset()
-                return [(r[0], r[1], r[2], 1.0 - float(r[3])) for r in cur.fetchall()]
-            # Exact: the scope_key btree, then a top-k sort (no CTE: materialising whole rows
-            # spilled to disk). Other scopes' partial indexes cannot serve this predicate.
-            cur.execute(sql, [vec, *params])
+            else:
+                # Exact: the scope_key btree, then a top-k sort (no CTE: materialising whole rows
+                # spilled to disk). Other scopes' partial indexes cannot serve this predicate.
+                cur.execute(sql, [vec, *params])
             return [(r[0], r[1], r[2], 1.0 - float(r[3])) for r in cur.fetchall()]
     except Exception:
         _release_connection(failed=True)
