@@ -88,7 +88,6 @@ class Command(BaseCommand):
                     for i in range(o["orgs"])]
             keys = [api_key_issue(organization=org, actor="bench", scopes=["analytics"])
                     for org in orgs for _ in range(o["keys_per_org"])]
-        if not o["skip_generate"]:
             started = time.perf_counter()
             chunk = 1_000_000
             for lo in range(1, o["rows"] + 1, chunk):
@@ -104,8 +103,6 @@ class Command(BaseCommand):
             out(f"generate: {o['rows']:,} rows in {gen:.1f} s ({o['rows'] / gen:,.0f} rows/s)")
             with connection.cursor() as cur:
                 cur.execute("ANALYZE inference_inferenceevent")
-
-        if not o["skip_generate"]:
             result = run_rollup(full=True)
             out(f"rollup (full): {result.hourly_rows:,} hourly + {result.daily_rows:,} daily "
                 f"rows in {result.duration_ms / 1000:.1f} s")
