@@ -1,8 +1,8 @@
 """Tier-2 vector store benchmark: scoped nearest-neighbour latency and recall at scale.
 
 Loads synthetic clustered unit vectors (generated in numpy, streamed with binary COPY) into
-`caching_semanticentry`: one large scope of `--rows` entries plus a 50k scope, a 5k scope (the
-exact-scan edge) and ten 1k scopes. Builds the partial HNSW indexes through the production service
+`caching_semanticentry`: one large scope of `--rows` entries plus a 50k scope, an `--edge` scope
+(default: the exact-scan limit) and ten 1k scopes. Builds the partial HNSW indexes through the production service
 (`scope_indexes_sync`), then for each scope times `caching.bridge.nearest` (the lookup the gateway
 runs) and compares its top 1/3 with an exact scan of the same scope.
 
@@ -57,10 +57,15 @@ class Measurement:
 
     def line(self) -> str:
         lat = sorted(self.latencies_ms)
-        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-        return (f"p50={statistics.median(lat):7.2f}ms p99={p99:7.2f}ms max={lat[-1]:7.2f}ms "
+        return (f"{_p50_p99(lat)} max={lat[-1]:7.2f}ms "
                 f"recall@1={self.recall1:.3f} recall@3={self.recall3:.3f} "
                 f"(timed {len(lat)}, checked {self.checked})")
+
+
+def _p50_p99(latencies_ms: list[float]) -> str:
+    lat = sorted(latencies_ms)
+    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+    return f"p50={statistics.median(lat):7.2f}ms p99={p99:7.2f}ms"
 
 
 def _copy_dtype(scope: Scope, dim: int) -> np.dtype:
@@ -274,12 +279,12 @@ class Command(BaseCommand):
         embedder = get_local_embedder() if embed else None
         for _ in range(20 if embedder is not None else 0):
             embedder.embed([EMBED_PROMPT])  # type: ignore[union-attr]
-        from caching.models import SemanticScopeIndex, scope_key_of
+        from caching.models import EMBEDDING_DIM, SemanticScopeIndex, scope_key_of
 
         key = scope_key_of(organization_id=scope.org_id, model=scope.model,
                            task_type=scope.task_type, embedder=EMBEDDER)
         indexed = SemanticScopeIndex.objects.filter(scope_key=key).exists()
-        dim = 384
+        dim = EMBEDDING_DIM
         for kind in ("dup", "fresh"):
             warm_qs = self._queries(scope, kind=kind, n=warmup, dim=dim, noise=noise, salt=1,
                                     query_noise=query_noise, cluster_size=cluster_size)
@@ -317,11 +322,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"scope {scope.label:8} rows={scope.rows:>8} {kind:5} "
                                   f"{path:13} {m.line()}")
                 if embedder is not None:
-                    both = sorted(with_embed)
-                    self.stdout.write(
-                        f"{'':39}embed+lookup p50={statistics.median(both):7.2f}ms "
-                        f"p99={both[min(len(both) - 1, int(0.99 * len(both)))]:7.2f}ms "
-                        f"({embedder.runtime}, {embedder.version})")
+                    self.stdout.write(f"{'':39}embed+lookup {_p50_p99(with_embed)} "
+                                      f"({embedder.runtime}, {embedder.version})")
         if indexed:
             self._explain(scope, key)
 
