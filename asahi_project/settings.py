@@ -248,6 +248,10 @@ ASAHI_KEY_CACHE_SECONDS = env_float("ASAHI_KEY_CACHE_SECONDS", 5.0, minimum=0.0)
 ASAHI_SEMANTIC_EMBEDDER = env_str("ASAHI_SEMANTIC_EMBEDDER", "local").strip()
 if ASAHI_SEMANTIC_EMBEDDER.partition(":")[0] not in {"local", "openai", "cohere"}:
     raise ConfigError("ASAHI_SEMANTIC_EMBEDDER must be local, openai[:model] or cohere[:model]")
+# Read by caching.semantic.embedders (which also runs without Django); checked here so that a bad
+# value stops start-up instead of silently turning the semantic tier off.
+env_int("ASAHI_EMBED_THREADS", 0, minimum=0)
+env_bool("ASAHI_EMBED_INT8", True)
 ASAHI_MAX_PROMPT_CHARS = env_int("ASAHI_MAX_PROMPT_CHARS", 100_000, minimum=1)
 ASAHI_UPSTREAM_TIMEOUT = env_float("ASAHI_UPSTREAM_TIMEOUT", 60.0, minimum=0.1)
 ASAHI_UPSTREAM_RETRIES = env_int("ASAHI_UPSTREAM_RETRIES", 2, minimum=0)

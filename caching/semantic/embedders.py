@@ -35,6 +35,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from asahi_project.env import env_bool, env_int
+
 logger = logging.getLogger(__name__)
 
 ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "artifacts"
@@ -341,7 +343,6 @@ class LocalMiniLMEmbedder:
         return l2_normalize(pooled.numpy())
 
 
-FALSY = {"0", "false", "no", "off"}
 _local_lock = threading.Lock()
 _local_embedder: LocalMiniLMEmbedder | None = None
 
@@ -352,8 +353,8 @@ def get_local_embedder() -> LocalMiniLMEmbedder:
     if _local_embedder is None:
         with _local_lock:
             if _local_embedder is None:
-                threads = int(os.environ.get("ASAHI_EMBED_THREADS", "0")) or None
-                quantize = os.environ.get("ASAHI_EMBED_INT8", "true").lower() not in FALSY
+                threads = env_int("ASAHI_EMBED_THREADS", 0, minimum=0) or None
+                quantize = env_bool("ASAHI_EMBED_INT8", True)
                 _local_embedder = LocalMiniLMEmbedder(threads=threads, quantize=quantize)
     return _local_embedder
 
