@@ -188,7 +188,9 @@ def test_max_tokens_gives_length(fake_upstream, kind):
 )
 def test_faults_map_to_provider_errors(fake_upstream, kind, fault, expected_kind, retry_after):
     async def body():
-        adapter = _adapter(fake_upstream, kind, timeout_s=0.4)
+        # Only the timeout case needs a short client timeout; elsewhere a loaded machine must not
+        # turn a slow 500 or malformed answer into a timeout.
+        adapter = _adapter(fake_upstream, kind, timeout_s=0.4 if fault == "timeout" else 10.0)
         try:
             await adapter.chat(_user(f"hello [[fail:{fault}]]"))
         finally:
