@@ -12,6 +12,7 @@ Scopes (`POST /cache/invalidate`, the admin action and tests all come through `c
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -29,6 +30,8 @@ from asahi_project.redis_client import get_sync_redis
 from caching import keys
 from caching.bridge import EXACT_SCAN_LIMIT
 from caching.models import IntermediateResult, SemanticEntry, SemanticScopeIndex
+
+logger = logging.getLogger(__name__)
 
 SCOPES = ("all", "model", "age", "entry")
 BATCH = 500
@@ -238,12 +241,33 @@ def scope_size(*, scope_key: str) -> ScopeSize | None:
     return found[0] if found else None
 
 
-def _index_valid(cur: Any, name: str) -> bool | None:
-    """True/False for a valid/invalid index of that name, None when it does not exist."""
-    cur.execute("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "WHERE c.relname = %s", [name])
+def _index_state(cur: Any, name: str) -> tuple[bool, frozenset[str]] | None:
+    """(valid, storage options such as "m=16") of an index, None when it does not exist."""
+    cur.execute("SELECT i.indisvalid, c.reloptions FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s", [name])
     row = cur.fetchone()
-    return None if row is None else bool(row[0])
+    return None if row is None else (bool(row[0]), frozenset(row[1] or ()))
+
+
+def graph_options() -> frozenset[str]:
+    """The storage options a scope graph is built with; a graph built with others is rebuilt."""
+    return frozenset({f"m={HNSW_M}", f"ef_construction={HNSW_EF_CONSTRUCTION}"})
+
+
+def _build_graph(cur: Any, *, name: str, scope_key: str, concurrently: bool) -> None:
+    cur.execute(f"SET maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+    try:
+        cur.execute(
+            f'CREATE INDEX {"CONCURRENTLY " if concurrently else ""}"{name}" '
+            f"ON caching_semanticentry USING hnsw (embedding vector_cosine_ops) "
+            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
+            f"WHERE scope_key = '{scope_key}'")
+    finally:
+        cur.execute("RESET maintenance_work_mem")
+
+
+def _drop(cur: Any, name: str, *, concurrently: bool) -> None:
+    cur.execute(f'DROP INDEX {"CONCURRENTLY " if concurrently else ""}IF EXISTS "{name}"')
 
 
 def scope_index_create(*, scope: ScopeSize, concurrently: bool = True,
@@ -252,8 +276,10 @@ def scope_index_create(*, scope: ScopeSize, concurrently: bool = True,
 
     CONCURRENTLY keeps inserts into the table flowing during the build; it cannot run inside a
     transaction, so callers must be in autocommit mode (Celery tasks and management commands are).
-    A failed concurrent build leaves an invalid index behind: it is dropped and rebuilt. Returns
-    None when another session holds the scope's build lock (it is building the same index)."""
+    A failed concurrent build leaves an invalid index behind: it is dropped and rebuilt. A valid
+    graph built with other options (an upgrade changed m or ef_construction) is rebuilt beside the
+    old one, which keeps serving lookups until the new one replaces it. Returns None when another
+    session holds the scope's build lock (it is building the same index)."""
     from django.db import connection
 
     name = scope_index_name(scope.scope_key)
@@ -263,22 +289,27 @@ def scope_index_create(*, scope: ScopeSize, concurrently: bool = True,
         if not cur.fetchone()[0]:
             return None
         try:
-            valid = _index_valid(cur, name)
+            state = _index_state(cur, name)
             existing = SemanticScopeIndex.objects.filter(scope_key=scope.scope_key).first()
-            if existing is not None and valid:
-                return existing
-            if valid is False:
-                cur.execute(f'DROP INDEX {"CONCURRENTLY " if concurrently else ""}"{name}"')
-            if not valid:
-                cur.execute(f"SET maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
-                try:
-                    cur.execute(
-                        f'CREATE INDEX {"CONCURRENTLY " if concurrently else ""}"{name}" '
-                        f"ON caching_semanticentry USING hnsw (embedding vector_cosine_ops) "
-                        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
-                        f"WHERE scope_key = '{scope.scope_key}'")
-                finally:
-                    cur.execute("RESET maintenance_work_mem")
+            if state is not None and state[0]:
+                if state[1] == graph_options():
+                    if existing is not None:
+                        return existing
+                else:
+                    # Both graphs carry the scope's predicate, so the planner may use either
+                    # while they coexist; the rename only touches the catalogue.
+                    fresh = f"{name}_next"
+                    _drop(cur, fresh, concurrently=concurrently)  # a leftover of a failed run
+                    _build_graph(cur, name=fresh, scope_key=scope.scope_key,
+                                 concurrently=concurrently)
+                    _drop(cur, name, concurrently=concurrently)
+                    cur.execute(f'ALTER INDEX "{fresh}" RENAME TO "{name}"')
+                    logger.info("scope %s: graph rebuilt with %s (was %s)", scope.scope_key,
+                                sorted(graph_options()), sorted(state[1]))
+            else:
+                if state is not None:  # invalid: a failed concurrent build
+                    _drop(cur, name, concurrently=concurrently)
+                _build_graph(cur, name=name, scope_key=scope.scope_key, concurrently=concurrently)
             record, _ = SemanticScopeIndex.objects.update_or_create(
                 scope_key=scope.scope_key,
                 defaults={"index_name": name, "organization_id": scope.organization_id,
@@ -297,7 +328,7 @@ def scope_index_drop(*, scope_key: str, concurrently: bool = True) -> None:
     name = scope_index_name(scope_key)
     SemanticScopeIndex.objects.filter(scope_key=scope_key).delete()
     with connection.cursor() as cur:
-        cur.execute(f'DROP INDEX {"CONCURRENTLY " if concurrently else ""}IF EXISTS "{name}"')
+        _drop(cur, name, concurrently=concurrently)
 
 
 def scope_indexes_sync(*, threshold: int = SCOPE_INDEX_THRESHOLD,

@@ -17,6 +17,7 @@ from asahi_project.errors import InvalidRequest
 from caching import bridge
 from caching.models import EMBEDDING_DIM, SemanticEntry, SemanticScopeIndex, scope_key_of
 from caching.services import (
+    graph_options,
     large_scopes,
     scope_index_create,
     scope_index_name,
@@ -49,6 +50,12 @@ def _index_state(name: str) -> tuple[bool, str] | None:
                     "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s", [name])
         row = cur.fetchone()
     return None if row is None else (bool(row[0]), str(row[1]))
+
+
+def _index_options(name: str) -> frozenset[str]:
+    with connection.cursor() as cur:
+        cur.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [name])
+        return frozenset(cur.fetchone()[0] or ())
 
 
 def _index_scans(name: str, *, above: int = -1) -> int:
@@ -216,6 +223,35 @@ def test_index_follows_scope_size_and_task_builds_only_large_scopes() -> None:
     got = bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
                          vector=np.ones(EMBEDDING_DIM))
     assert len(got) == bridge.NEIGHBOURS and {g[0] for g in got} <= set(ids[30:])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_graph_built_with_older_options_is_rebuilt_in_place() -> None:
+    """An upgrade that changes m or ef_construction must not leave old, lower-recall graphs."""
+    rng = np.random.default_rng(4)
+    org = organization_create(name="scope-upgrade", actor="test")
+    ids = _add(org.pk, "m", "qa", rng.standard_normal((40, EMBEDDING_DIM)))
+    key = scope_key_of(organization_id=org.pk, model="m", task_type="qa", embedder=EMB)
+    name = scope_index_name(key)
+    with connection.cursor() as cur:  # what an older release built: pgvector's defaults
+        cur.execute(f'CREATE INDEX "{name}" ON caching_semanticentry USING hnsw '
+                    f"(embedding vector_cosine_ops) WHERE scope_key = '{key}'")
+        cur.execute(f'CREATE INDEX "{name}_next" ON caching_semanticentry (scope_key)')  # leftover
+    assert _index_options(name) == frozenset()
+
+    assert scope_indexes_sync(threshold=30).indexed == [name]
+    assert _index_options(name) == graph_options() == {"m=16", "ef_construction=128"}
+    assert _index_state(name) == (True, f"((scope_key)::text = '{key}'::text)")
+    assert _index_state(f"{name}_next") is None
+    assert SemanticScopeIndex.objects.get(scope_key=key).index_name == name
+    scans = _index_scans(name)
+    got = bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
+                         vector=np.ones(EMBEDDING_DIM))
+    assert got and {g[0] for g in got} <= set(ids)
+    assert _index_scans(name, above=scans) > scans  # the rebuilt graph serves the lookup
+    built = SemanticScopeIndex.objects.get(scope_key=key).build_seconds
+    scope_indexes_sync(threshold=30)  # current options: nothing is rebuilt
+    assert SemanticScopeIndex.objects.get(scope_key=key).build_seconds == built
 
 
 @pytest.mark.django_db(transaction=True)
