@@ -18,6 +18,7 @@ from caching import bridge
 from caching.models import EMBEDDING_DIM, SemanticEntry, SemanticScopeIndex, scope_key_of
 from caching.services import (
     graph_options,
+    index_build_memory_mb,
     large_scopes,
     scope_index_create,
     scope_index_name,
@@ -105,6 +106,14 @@ def test_scope_index_name_refuses_anything_but_a_scope_key() -> None:
 
 
 # --- against the database -----------------------------------------------------------------------
+
+def test_index_build_memory_follows_the_scope_size() -> None:
+    # pgvector reserves all of maintenance_work_mem for a build: small scopes must not ask for GBs.
+    assert index_build_memory_mb(600) == 64
+    assert index_build_memory_mb(100_000) == 391
+    assert index_build_memory_mb(1_000_000) == 3907  # ~2.3 GB needed for 1M x 384d
+    assert index_build_memory_mb(5_000_000) == 4096
+
 
 @pytest.mark.django_db
 def test_trigger_sets_the_same_scope_key_on_every_insert_path() -> None:
