@@ -36,6 +36,7 @@ COPY_SQL = ("COPY caching_semanticentry (organization_id, model, task_type, embe
 COPY_HEADER = b"PGCOPY\n\xff\r\n\0" + b"\0" * 8
 COPY_TRAILER = b"\xff\xff"
 EMBED_PROMPT = "How do I reset my password on the customer portal after it expired?"
+CROWD_SEED = 100
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,13 @@ def _copy_dtype(scope: Scope, dim: int) -> np.dtype:
     ])
 
 
+def _key_of(scope: Scope) -> str:
+    from caching.models import scope_key_of
+
+    return scope_key_of(organization_id=scope.org_id, model=scope.model,
+                        task_type=scope.task_type, embedder=EMBEDDER)
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
@@ -119,6 +127,13 @@ class Command(BaseCommand):
                                  "lookup: what the semantic tier adds to a miss")
         parser.add_argument("--reuse", action="store_true",
                             help="measure the rows and indexes a --keep run left (same seeds)")
+        parser.add_argument("--crowd", type=int, default=0,
+                            help="after measuring, add this many more scopes, each with its own "
+                                 "partial index, and measure again: what many indexes cost the "
+                                 "planner and inserts")
+        parser.add_argument("--crowd-rows", type=int, default=600,
+                            help="rows of each crowd scope (above half the exact-scan limit, so "
+                                 "the periodic index sync keeps their indexes)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         from caching.models import EMBEDDING_DIM
@@ -146,24 +161,56 @@ class Command(BaseCommand):
                            noise=opts["noise"])
                 self._index()
             efs = [int(x) for x in opts["ef"].split(",")]
-            for scope in [s for s in scopes if s.label in ("large", "medium", "edge", "small-0",
-                                                           "small-1")]:
-                self._measure(scope, queries=opts["queries"], checked=opts["recall_queries"],
-                              noise=opts["noise"], query_noise=opts["query_noise"],
-                              cluster_size=opts["cluster_size"], efs=efs,
-                              embed=opts["with_embedding"], warmup=opts["warmup"])
+            measured = [s for s in scopes
+                        if s.label in ("large", "medium", "edge", "small-0", "small-1")]
+            rounds = [measured]
+            if opts["crowd"]:
+                rounds.append(measured)
+            for round_no, round_scopes in enumerate(rounds):
+                if round_no:
+                    scopes += self._crowd(opts["crowd"], rows=opts["crowd_rows"], dim=dim,
+                                          cluster_size=opts["cluster_size"], noise=opts["noise"])
+                for scope in round_scopes:
+                    self._measure(scope, queries=opts["queries"],
+                                  checked=opts["recall_queries"], noise=opts["noise"],
+                                  query_noise=opts["query_noise"],
+                                  cluster_size=opts["cluster_size"], efs=efs,
+                                  embed=opts["with_embedding"], warmup=opts["warmup"])
         finally:
             if not opts["keep"]:
-                from caching.models import scope_key_of
                 from caching.services import scope_index_drop
 
                 for s in scopes:
-                    scope_index_drop(scope_key=scope_key_of(
-                        organization_id=s.org_id, model=s.model, task_type=s.task_type,
-                        embedder=EMBEDDER), concurrently=False)
+                    scope_index_drop(scope_key=_key_of(s), concurrently=False)
                 with connection.cursor() as cur:
                     cur.execute("DELETE FROM caching_semanticentry WHERE embedder = %s", [EMBEDDER])
             # The organizations stay (named bench-vec-*): deleting them cascades through every app.
+
+    def _crowd(self, count: int, *, rows: int, dim: int, cluster_size: int,
+               noise: float) -> list[Scope]:
+        """`count` more scopes with an index each, built directly (they are below the limit)."""
+        from caching.services import scope_index_create, scope_size
+        from governance.services import organization_create
+
+        org = organization_create(name=f"bench-vec-crowd-{uuid.uuid4().hex[:4]}", actor="bench")
+        crowd = [Scope(f"crowd-{i}", org.pk, "m-crowd", f"c{i}", rows, CROWD_SEED + i)
+                 for i in range(count)]
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'caching_semanticentry'")
+            before = cur.fetchone()[0]
+        self._load(crowd, dim=dim, cluster_size=cluster_size, noise=noise)
+        t0 = time.perf_counter()
+        for scope in crowd:
+            found = scope_size(scope_key=_key_of(scope))
+            assert found is not None
+            scope_index_create(scope=found, concurrently=False)
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'caching_semanticentry'")
+            after = cur.fetchone()[0]
+        self.stdout.write(f"crowd: {count} scopes of {rows} rows, a partial index each, built in "
+                          f"{time.perf_counter() - t0:.1f}s; indexes on the table {before} -> "
+                          f"{after}. Measuring again:")
+        return crowd
 
     @staticmethod
     def _kept_scopes() -> list[Scope]:
@@ -173,8 +220,12 @@ class Command(BaseCommand):
         with connection.cursor() as cur:
             cur.execute("SELECT organization_id, model, task_type, count(*) FROM "
                         "caching_semanticentry WHERE embedder = %s GROUP BY 1, 2, 3", [EMBEDDER])
-            found = [Scope(labels[(m, t)][0], org, m, t, int(n), labels[(m, t)][1])
-                     for org, m, t, n in cur.fetchall()]
+            rows = cur.fetchall()
+        for _, m, t, _ in rows:
+            if (m, t) not in labels:  # a --crowd scope: m-crowd, c<i>
+                labels[(m, t)] = (f"crowd-{t[1:]}", CROWD_SEED + int(t[1:]))
+        found = [Scope(labels[(m, t)][0], org, m, t, int(n), labels[(m, t)][1])
+                 for org, m, t, n in rows]
         if not found:
             raise CommandError("--reuse: no rows kept by an earlier --keep run")
         return sorted(found, key=lambda s: s.seed)
@@ -241,10 +292,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _exact(scope: Scope, vec: str, k: int) -> list[int]:
-        from caching.models import scope_key_of
-
-        key = scope_key_of(organization_id=scope.org_id, model=scope.model,
-                           task_type=scope.task_type, embedder=EMBEDDER)
+        key = _key_of(scope)
         with connection.cursor() as cur:
             cur.execute("SET enable_indexscan = off")
             cur.execute("SELECT id FROM caching_semanticentry WHERE scope_key = %s "
@@ -279,10 +327,9 @@ class Command(BaseCommand):
         embedder = get_local_embedder() if embed else None
         for _ in range(20 if embedder is not None else 0):
             embedder.embed([EMBED_PROMPT])  # type: ignore[union-attr]
-        from caching.models import EMBEDDING_DIM, SemanticScopeIndex, scope_key_of
+        from caching.models import EMBEDDING_DIM, SemanticScopeIndex
 
-        key = scope_key_of(organization_id=scope.org_id, model=scope.model,
-                           task_type=scope.task_type, embedder=EMBEDDER)
+        key = _key_of(scope)
         indexed = SemanticScopeIndex.objects.filter(scope_key=key).exists()
         dim = EMBEDDING_DIM
         for kind in ("dup", "fresh"):
