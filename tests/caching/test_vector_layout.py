@@ -185,17 +185,61 @@ def test_indexed_lookup_settings_lapse_with_the_lookup() -> None:
     ids = _add(org.pk, "m", "qa", rows)
     scope_indexes_sync(threshold=20)
 
-    def current() -> tuple[str, str]:
+    def current() -> tuple[str, str, str]:
         with connection.cursor() as cur:
-            cur.execute("SELECT current_setting('enable_sort'), current_setting('enable_seqscan')")
+            cur.execute("SELECT current_setting('enable_sort'), current_setting('enable_seqscan'), "
+                        "current_setting('plan_cache_mode')")
             return cur.fetchone()
 
+    defaults = ("on", "on", "auto")
     got = bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB, vector=rows[4])
-    assert got[0][0] == ids[4] and current() == ("on", "on")
+    assert got[0][0] == ids[4] and current() == defaults
     with transaction.atomic():
         got = bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
                              vector=rows[9])
-        assert got[0][0] == ids[9] and current() == ("on", "on")
+        assert got[0][0] == ids[9] and current() == defaults
+
+
+def _prepared_plans(scope_key: str) -> list[tuple[str, int, int]]:
+    with connection.cursor() as cur:  # the session's own statements: same connection as lookups
+        cur.execute("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
+                    "WHERE name LIKE %s ORDER BY name", [f"asahi_nn_{scope_key}_%"])
+        return [(r[0], int(r[1]), int(r[2])) for r in cur.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lookups_reuse_one_generic_plan_per_scope_and_path(monkeypatch) -> None:
+    """Planning cost grows with the number of partial indexes on the table (1,000 scope graphs
+    added 11-14 ms a lookup), so each scope's lookup is prepared once and its plan reused by
+    later lookups on the same (persistent) connection."""
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 600)
+    monkeypatch.setattr(bridge, "RELEASE_SECONDS", 600.0)
+    monkeypatch.setattr(bridge._released, "at", time.monotonic(), raising=False)
+    rng = np.random.default_rng(8)
+    org = organization_create(name="scope-prepared", actor="test")
+    rows = rng.standard_normal((30, EMBEDDING_DIM))
+    ids = _add(org.pk, "m", "qa", rows)
+    key = scope_key_of(organization_id=org.pk, model="m", task_type="qa", embedder=EMB)
+
+    def look(i: int) -> int:
+        return bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
+                              vector=rows[i])[0][0]
+
+    assert [look(i) for i in (1, 2, 3)] == [ids[1], ids[2], ids[3]]  # exact path
+    assert _prepared_plans(key) == [(f"asahi_nn_{key}_x3", 3, 0)]
+
+    scope_indexes_sync(threshold=20)
+    bridge._indexed_scopes.clear()
+    scans = _index_scans(scope_index_name(key))
+    assert [look(i) for i in (4, 5)] == [ids[4], ids[5]]  # indexed path: its own statement
+    assert _index_scans(scope_index_name(key), above=scans) >= scans + 2
+    assert _prepared_plans(key) == [(f"asahi_nn_{key}_h3", 2, 0), (f"asahi_nn_{key}_x3", 3, 0)]
+
+    # The bookkeeping is per connection and a statement outlives a rollback; lost bookkeeping
+    # (the statement exists, the process does not know) heals on the next lookup.
+    bridge._prepared.clear()
+    assert look(6) == ids[6]
+    assert _prepared_plans(key)[0] == (f"asahi_nn_{key}_h3", 3, 0)
 
 
 @pytest.mark.django_db(transaction=True)
