@@ -7,8 +7,10 @@ if none runs). Personas follow Zulip/Saleor: an owner key, an admin key, a membe
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
@@ -32,6 +34,16 @@ def _fresh_auth_cache() -> Iterator[None]:
     auth_cache.clear()
     yield
     auth_cache.clear()
+
+
+@pytest.fixture
+def same_utc_day() -> None:
+    """For tests whose assertions need one daily budget bucket: a run that would cross midnight UTC
+    (within a minute of it) waits for the new day first."""
+    now = datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if (midnight - now).total_seconds() < 60:
+        time.sleep((midnight - now).total_seconds() + 1)
 
 
 @pytest.fixture

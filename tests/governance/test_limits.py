@@ -483,7 +483,8 @@ def _admit_from_two_processes(
 
 @pytest.mark.redis
 @pytest.mark.slow
-def test_concurrent_admits_from_two_processes_never_overshoot_the_budget(org: str) -> None:
+def test_concurrent_admits_from_two_processes_never_overshoot_the_budget(same_utc_day: None,
+                                                                         org: str) -> None:
     budgets = [org_day(org, 1_000), key_day(5_000)]
     admitted = _admit_from_two_processes(
         org=org, per_process=25, cost=100, budgets=budgets, rates=[]

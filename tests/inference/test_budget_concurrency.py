@@ -46,7 +46,8 @@ def _wait(port: int) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
-def test_fifty_concurrent_requests_never_overspend(upstream_env, transactional_db, catalogue):
+def test_fifty_concurrent_requests_never_overspend(same_utc_day, upstream_env, transactional_db,
+                                                   catalogue):
     tenant = make_tenant("budget-race")
     # gpt-4o-mini, max_tokens 200, a short prompt: worst case ~= (20*0.15 + 200*0.60)/1e6 = $0.000123.
     budget = Decimal("0.0012")  # about 10 worst-case reservations
