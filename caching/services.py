@@ -12,6 +12,7 @@ Scopes (`POST /cache/invalidate`, the admin action and tests all come through `c
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -263,8 +264,27 @@ def index_build_memory_mb(rows: int) -> int:
     return max(floor, min(ceiling, -(-rows * INDEX_BUILD_BYTES_PER_ROW // 2**20)))
 
 
+@functools.cache
+def _parallel_builds_safe() -> bool:
+    """pgvector before 0.7.4 has a locking bug in parallel HNSW builds ("Fixed locking for parallel
+    HNSW index builds"); with 0.6.2, the version pgserver ships, one of ~1,000 small-scope builds
+    crashed the server (a backend segfault resets every connection). Older versions build serially."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row = cur.fetchone()
+    return parallel_build_safe(row[0] if row else "")
+
+
+def parallel_build_safe(pgvector_version: str) -> bool:
+    return tuple(int(p) for p in re.findall(r"\d+", pgvector_version)[:3]) >= (0, 7, 4)
+
+
 def _build_graph(cur: Any, *, name: str, scope_key: str, rows: int, concurrently: bool) -> None:
     cur.execute(f"SET maintenance_work_mem = '{index_build_memory_mb(rows)}MB'")
+    if not _parallel_builds_safe():
+        cur.execute("SET max_parallel_maintenance_workers = 0")
     try:
         cur.execute(
             f'CREATE INDEX {"CONCURRENTLY " if concurrently else ""}"{name}" '
@@ -272,7 +292,7 @@ def _build_graph(cur: Any, *, name: str, scope_key: str, rows: int, concurrently
             f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
             f"WHERE scope_key = '{scope_key}'")
     finally:
-        cur.execute("RESET maintenance_work_mem")
+        cur.execute("RESET maintenance_work_mem; RESET max_parallel_maintenance_workers")
 
 
 def _drop(cur: Any, name: str, *, concurrently: bool) -> None:

@@ -20,6 +20,7 @@ from caching.services import (
     graph_options,
     index_build_memory_mb,
     large_scopes,
+    parallel_build_safe,
     scope_index_create,
     scope_index_name,
     scope_indexes_sync,
@@ -113,6 +114,12 @@ def test_index_build_memory_follows_the_scope_size() -> None:
     assert index_build_memory_mb(100_000) == 391
     assert index_build_memory_mb(1_000_000) == 3907  # ~2.3 GB needed for 1M x 384d
     assert index_build_memory_mb(5_000_000) == 4096
+
+
+def test_parallel_graph_builds_only_where_pgvector_fixed_their_locking() -> None:
+    assert not parallel_build_safe("0.6.2") and not parallel_build_safe("0.7.3")
+    assert parallel_build_safe("0.7.4") and parallel_build_safe("0.8.1")
+    assert parallel_build_safe("0.10.0") and not parallel_build_safe("")
 
 
 @pytest.mark.django_db
