@@ -176,6 +176,7 @@ class Command(BaseCommand):
                                   query_noise=opts["query_noise"],
                                   cluster_size=opts["cluster_size"], efs=efs,
                                   embed=opts["with_embedding"], warmup=opts["warmup"])
+                self._time_inserts(scopes[0].org_id, n=opts["queries"], dim=dim)
         finally:
             if not opts["keep"]:
                 from caching.services import scope_index_drop
@@ -211,6 +212,27 @@ class Command(BaseCommand):
                           f"{time.perf_counter() - t0:.1f}s; indexes on the table {before} -> "
                           f"{after}. Measuring again:")
         return crowd
+
+    def _time_inserts(self, org_id: uuid.UUID, *, n: int, dim: int) -> None:
+        """The gateway's cache write after a miss (off the request path): one row, autocommit.
+        Every partial index on the table costs each insert a predicate test."""
+        from caching.models import SemanticEntry
+
+        rng = np.random.default_rng(7)
+        lat: list[float] = []
+        expires = datetime.now(UTC).replace(year=datetime.now(UTC).year + 1)
+        try:
+            for vec in _unit(rng.standard_normal((n, dim))):
+                t0 = time.perf_counter()
+                SemanticEntry.objects.create(
+                    organization_id=org_id, model="m-insert", task_type="qa", embedder=EMBEDDER,
+                    embedding=vec.tolist(), prompt="bench insert", answer={},
+                    expires_at=expires)
+                lat.append((time.perf_counter() - t0) * 1000)
+        finally:
+            SemanticEntry.objects.filter(model="m-insert", embedder=EMBEDDER).delete()
+        self.stdout.write(f"single-row cache write (ORM create, autocommit): {_p50_p99(lat)} "
+                          f"({n} rows)")
 
     @staticmethod
     def _kept_scopes() -> list[Scope]:
