@@ -115,6 +115,10 @@ DATABASES = {
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Semantic lookups keep one prepared statement per scope on each connection. A pooler that hands a
+# session's statements to other server connections (PgBouncer in transaction mode) needs false:
+# each lookup then prepares, runs and deallocates in one transaction.
+DB_PREPARED_LOOKUPS = env_bool("DB_PREPARED_LOOKUPS", True)
 
 # --- Redis, cache, channels, Celery ---------------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))

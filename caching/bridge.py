@@ -148,6 +148,13 @@ def _prepared_on(raw: Any) -> OrderedDict[str, None]:
         return _prepared.setdefault(raw, OrderedDict())
 
 
+def _rows_of(cur: Any) -> list[tuple[int, str, dict[str, Any], float]]:
+    """The lookup's rows: the result set after the settings (and any PREPARE) statements."""
+    while cur.description is None or cur.description[0].name != "id":
+        cur.nextset()
+    return [(r[0], r[1], r[2], 1.0 - float(r[3])) for r in cur.fetchall()]
+
+
 def _prepare_sql(name: str, *, scope_key: str, k: int) -> str:
     # Ordering by the output column computes the distance once; it is still `embedding <=> $1`,
     # which is what lets the planner use an HNSW index. The scope_key literal (hex by
@@ -194,6 +201,10 @@ def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vec
             reset = ("; SELECT " + ", ".join(f"set_config('{n}', '{v[1]}', true)"
                                              for n, v in local.items() if v[1] is not None)
                      if connection.in_atomic_block else "")
+            if not settings.DB_PREPARED_LOOKUPS:  # prepare, run and forget in one transaction
+                cur.execute(f"SELECT {sets}; {_prepare_sql(name, scope_key=key, k=k)}EXECUTE "
+                            f"{name}(%s::vector, %s, %s, %s, %s); DEALLOCATE {name}{reset}", params)
+                return _rows_of(cur)
             prepared = _prepared_on(connection.connection)
             for attempt in (1, 2):
                 prepare = ""
@@ -214,9 +225,7 @@ def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vec
                         raise
             prepared[name] = None
             prepared.move_to_end(name)
-            while cur.description is None or cur.description[0].name != "id":
-                cur.nextset()
-            return [(r[0], r[1], r[2], 1.0 - float(r[3])) for r in cur.fetchall()]
+            return _rows_of(cur)
     except Exception:
         _release_connection(failed=True)
         raise

@@ -365,3 +365,27 @@ def test_lookups_keep_a_healthy_connection_and_drop_a_broken_one(monkeypatch) ->
         lookup()
     assert connection.connection is None
     assert lookup()[0][3] > 0.99 and connection.connection is not raw
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lookups_leave_no_statement_behind_when_prepared_lookups_are_off(monkeypatch,
+                                                                        settings) -> None:
+    """Behind a transaction-mode pooler a session's statements may land on another server
+    connection, so DB_PREPARED_LOOKUPS=false prepares, runs and deallocates in one transaction."""
+    settings.DB_PREPARED_LOOKUPS = False
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 600)
+    monkeypatch.setattr(bridge, "RELEASE_SECONDS", 600.0)
+    monkeypatch.setattr(bridge._released, "at", time.monotonic(), raising=False)
+    rng = np.random.default_rng(9)
+    org = organization_create(name="scope-unprepared", actor="test")
+    rows = rng.standard_normal((30, EMBEDDING_DIM))
+    ids = _add(org.pk, "m", "qa", rows)
+    key = scope_key_of(organization_id=org.pk, model="m", task_type="qa", embedder=EMB)
+    for indexed in (False, True):
+        if indexed:
+            scope_indexes_sync(threshold=20)
+            bridge._indexed_scopes.clear()
+        got = [bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
+                              vector=rows[i])[0][0] for i in (1, 2)]
+        assert got == [ids[1], ids[2]]
+        assert _prepared_plans(key) == []
