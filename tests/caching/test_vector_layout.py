@@ -207,6 +207,14 @@ def test_indexed_lookup_settings_lapse_with_the_lookup() -> None:
         assert got[0][0] == ids[9] and current() == defaults
 
 
+@pytest.fixture
+def persistent_connection(monkeypatch) -> None:
+    """Production keeps connections (DB_CONN_MAX_AGE); the test settings close them after use."""
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 600)
+    monkeypatch.setattr(bridge, "RELEASE_SECONDS", 600.0)
+    monkeypatch.setattr(bridge._released, "at", time.monotonic(), raising=False)
+
+
 def _prepared_plans(scope_key: str) -> list[tuple[str, int, int]]:
     with connection.cursor() as cur:  # the session's own statements: same connection as lookups
         cur.execute("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
@@ -215,13 +223,11 @@ def _prepared_plans(scope_key: str) -> list[tuple[str, int, int]]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_lookups_reuse_one_generic_plan_per_scope_and_path(monkeypatch) -> None:
+def test_lookups_reuse_one_generic_plan_per_scope_and_path(persistent_connection: None,
+                                                           ) -> None:
     """Planning cost grows with the number of partial indexes on the table (1,000 scope graphs
     added 11-14 ms a lookup), so each scope's lookup is prepared once and its plan reused by
     later lookups on the same (persistent) connection."""
-    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 600)
-    monkeypatch.setattr(bridge, "RELEASE_SECONDS", 600.0)
-    monkeypatch.setattr(bridge._released, "at", time.monotonic(), raising=False)
     rng = np.random.default_rng(8)
     org = organization_create(name="scope-prepared", actor="test")
     rows = rng.standard_normal((30, EMBEDDING_DIM))
@@ -368,14 +374,11 @@ def test_lookups_keep_a_healthy_connection_and_drop_a_broken_one(monkeypatch) ->
 
 
 @pytest.mark.django_db(transaction=True)
-def test_lookups_leave_no_statement_behind_when_prepared_lookups_are_off(monkeypatch,
-                                                                        settings) -> None:
+def test_lookups_leave_no_statement_behind_when_prepared_lookups_are_off(
+        persistent_connection: None, settings) -> None:
     """Behind a transaction-mode pooler a session's statements may land on another server
     connection, so DB_PREPARED_LOOKUPS=false prepares, runs and deallocates in one transaction."""
     settings.DB_PREPARED_LOOKUPS = False
-    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 600)
-    monkeypatch.setattr(bridge, "RELEASE_SECONDS", 600.0)
-    monkeypatch.setattr(bridge._released, "at", time.monotonic(), raising=False)
     rng = np.random.default_rng(9)
     org = organization_create(name="scope-unprepared", actor="test")
     rows = rng.standard_normal((30, EMBEDDING_DIM))
