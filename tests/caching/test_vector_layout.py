@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
@@ -44,6 +45,23 @@ def _add(org_id: uuid.UUID, model: str, task: str, vectors: np.ndarray, *,
                       embedding=_unit(v), prompt=f"p{i}", answer={"i": i}, expires_at=when)
         for i, v in enumerate(vectors)])
     return [r.pk for r in rows]
+
+
+@dataclass
+class _Scope:
+    org_id: uuid.UUID
+    rows: np.ndarray
+    ids: list[int]
+    key: str
+
+
+def _scope(name: str, *, seed: int, n: int) -> _Scope:
+    """An organization with one (m, qa) scope of n random rows."""
+    org = organization_create(name=name, actor="test")
+    rows = np.random.default_rng(seed).standard_normal((n, EMBEDDING_DIM))
+    ids = _add(org.pk, "m", "qa", rows)
+    return _Scope(org.pk, rows, ids,
+                  scope_key_of(organization_id=org.pk, model="m", task_type="qa", embedder=EMB))
 
 
 def _index_state(name: str) -> tuple[bool, str] | None:
@@ -228,15 +246,12 @@ def test_lookups_reuse_one_generic_plan_per_scope_and_path(persistent_connection
     """Planning cost grows with the number of partial indexes on the table (1,000 scope graphs
     added 11-14 ms a lookup), so each scope's lookup is prepared once and its plan reused by
     later lookups on the same (persistent) connection."""
-    rng = np.random.default_rng(8)
-    org = organization_create(name="scope-prepared", actor="test")
-    rows = rng.standard_normal((30, EMBEDDING_DIM))
-    ids = _add(org.pk, "m", "qa", rows)
-    key = scope_key_of(organization_id=org.pk, model="m", task_type="qa", embedder=EMB)
+    scope = _scope("scope-prepared", seed=8, n=30)
+    ids, key = scope.ids, scope.key
 
     def look(i: int) -> int:
-        return bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
-                              vector=rows[i])[0][0]
+        return bridge.nearest(org_id=scope.org_id, model="m", task_type="qa", embedder=EMB,
+                              vector=scope.rows[i])[0][0]
 
     assert [look(i) for i in (1, 2, 3)] == [ids[1], ids[2], ids[3]]  # exact path
     assert _prepared_plans(key) == [(f"asahi_nn_{key}_x3", 3, 0)]
@@ -269,10 +284,8 @@ def test_expired_rows_are_not_returned_by_the_indexed_path() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_index_follows_scope_size_and_task_builds_only_large_scopes() -> None:
-    rng = np.random.default_rng(3)
-    org = organization_create(name="scope-shrink", actor="test")
-    ids = _add(org.pk, "m", "qa", rng.standard_normal((40, EMBEDDING_DIM)))
-    key = scope_key_of(organization_id=org.pk, model="m", task_type="qa", embedder=EMB)
+    scope = _scope("scope-shrink", seed=3, n=40)
+    org_id, ids, key = scope.org_id, scope.ids, scope.key
     assert [s.rows for s in large_scopes(threshold=30)] == [40]
     assert index_scope(key) is None  # 40 rows are below the production threshold
     assert scope_size(scope_key=key) == large_scopes(threshold=30)[0]
@@ -286,7 +299,7 @@ def test_index_follows_scope_size_and_task_builds_only_large_scopes() -> None:
     assert _index_state(scope_index_name(key)) is None
     assert not SemanticScopeIndex.objects.exists()
     # Without its index the scope is scanned exactly again.
-    got = bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
+    got = bridge.nearest(org_id=org_id, model="m", task_type="qa", embedder=EMB,
                          vector=np.ones(EMBEDDING_DIM))
     assert len(got) == bridge.NEIGHBOURS and {g[0] for g in got} <= set(ids[30:])
 
@@ -294,10 +307,8 @@ def test_index_follows_scope_size_and_task_builds_only_large_scopes() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_a_graph_built_with_older_options_is_rebuilt_in_place() -> None:
     """An upgrade that changes m or ef_construction must not leave old, lower-recall graphs."""
-    rng = np.random.default_rng(4)
-    org = organization_create(name="scope-upgrade", actor="test")
-    ids = _add(org.pk, "m", "qa", rng.standard_normal((40, EMBEDDING_DIM)))
-    key = scope_key_of(organization_id=org.pk, model="m", task_type="qa", embedder=EMB)
+    scope = _scope("scope-upgrade", seed=4, n=40)
+    ids, key = scope.ids, scope.key
     name = scope_index_name(key)
     with connection.cursor() as cur:  # what an older release built: pgvector's defaults
         cur.execute(f'CREATE INDEX "{name}" ON caching_semanticentry USING hnsw '
@@ -311,7 +322,7 @@ def test_a_graph_built_with_older_options_is_rebuilt_in_place() -> None:
     assert _index_state(f"{name}_next") is None
     assert SemanticScopeIndex.objects.get(scope_key=key).index_name == name
     scans = _index_scans(name)
-    got = bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
+    got = bridge.nearest(org_id=scope.org_id, model="m", task_type="qa", embedder=EMB,
                          vector=np.ones(EMBEDDING_DIM))
     assert got and {g[0] for g in got} <= set(ids)
     assert _index_scans(name, above=scans) > scans  # the rebuilt graph serves the lookup
@@ -379,16 +390,12 @@ def test_lookups_leave_no_statement_behind_when_prepared_lookups_are_off(
     """Behind a transaction-mode pooler a session's statements may land on another server
     connection, so DB_PREPARED_LOOKUPS=false prepares, runs and deallocates in one transaction."""
     settings.DB_PREPARED_LOOKUPS = False
-    rng = np.random.default_rng(9)
-    org = organization_create(name="scope-unprepared", actor="test")
-    rows = rng.standard_normal((30, EMBEDDING_DIM))
-    ids = _add(org.pk, "m", "qa", rows)
-    key = scope_key_of(organization_id=org.pk, model="m", task_type="qa", embedder=EMB)
+    scope = _scope("scope-unprepared", seed=9, n=30)
     for indexed in (False, True):
         if indexed:
             scope_indexes_sync(threshold=20)
             bridge._indexed_scopes.clear()
-        got = [bridge.nearest(org_id=org.pk, model="m", task_type="qa", embedder=EMB,
-                              vector=rows[i])[0][0] for i in (1, 2)]
-        assert got == [ids[1], ids[2]]
-        assert _prepared_plans(key) == []
+        got = [bridge.nearest(org_id=scope.org_id, model="m", task_type="qa", embedder=EMB,
+                              vector=scope.rows[i])[0][0] for i in (1, 2)]
+        assert got == [scope.ids[1], scope.ids[2]]
+        assert _prepared_plans(scope.key) == []
