@@ -197,6 +197,10 @@ HNSW_EF_CONSTRUCTION = 128
 INDEX_BUILD_BYTES_PER_ROW = 4096
 INDEX_BUILD_MEMORY_MB = (64, 4096)  # floor, ceiling
 _SCOPE_KEY = re.compile(r"^[0-9a-f]{16}$")
+# One graph build or drop at a time on the table. Two concurrent CREATE/DROP INDEX CONCURRENTLY on
+# one table deadlock (each waits for the other's transaction), and PostgreSQL then cancels one,
+# which was a 1M build 20 minutes in.
+GRAPH_DDL_LOCK = "caching_semanticentry:graph-ddl"
 
 
 @dataclass(frozen=True)
@@ -308,13 +312,13 @@ def scope_index_create(*, scope: ScopeSize, concurrently: bool = True,
     A failed concurrent build leaves an invalid index behind: it is dropped and rebuilt. A valid
     graph built with other options (an upgrade changed m or ef_construction) is rebuilt beside the
     old one, which keeps serving lookups until the new one replaces it. Returns None when another
-    session holds the scope's build lock (it is building the same index)."""
+    session holds the graph lock (it is building or dropping a graph; the next sync retries)."""
     from django.db import connection
 
     name = scope_index_name(scope.scope_key)
     started = time.perf_counter()
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [name])
+        cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [GRAPH_DDL_LOCK])
         if not cur.fetchone()[0]:
             return None
         try:
@@ -348,17 +352,25 @@ def scope_index_create(*, scope: ScopeSize, concurrently: bool = True,
                           "build_seconds": round(time.perf_counter() - started, 3)})
             return record
         finally:
-            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", [name])
+            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", [GRAPH_DDL_LOCK])
 
 
-def scope_index_drop(*, scope_key: str, concurrently: bool = True) -> None:
-    """Forget the record first (lookups fall back to the exact scan), then drop the index."""
+def scope_index_drop(*, scope_key: str, concurrently: bool = True) -> bool:
+    """Forget the record first (lookups fall back to the exact scan), then drop the index.
+    False when another session holds the graph lock (the next sync drops it)."""
     from django.db import connection
 
     name = scope_index_name(scope_key)
-    SemanticScopeIndex.objects.filter(scope_key=scope_key).delete()
     with connection.cursor() as cur:
-        _drop(cur, name, concurrently=concurrently)
+        cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [GRAPH_DDL_LOCK])
+        if not cur.fetchone()[0]:
+            return False
+        try:
+            SemanticScopeIndex.objects.filter(scope_key=scope_key).delete()
+            _drop(cur, name, concurrently=concurrently)
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", [GRAPH_DDL_LOCK])
+    return True
 
 
 def scope_indexes_sync(*, threshold: int = SCOPE_INDEX_THRESHOLD,
@@ -373,6 +385,6 @@ def scope_indexes_sync(*, threshold: int = SCOPE_INDEX_THRESHOLD,
     dropped: list[str] = []
     for key in SemanticScopeIndex.objects.exclude(scope_key__in=keep).values_list("scope_key",
                                                                                    flat=True):
-        scope_index_drop(scope_key=key, concurrently=concurrently)
-        dropped.append(scope_index_name(key))
+        if scope_index_drop(scope_key=key, concurrently=concurrently):
+            dropped.append(scope_index_name(key))
     return ScopeIndexReport(indexed=indexed, dropped=dropped)

@@ -18,11 +18,13 @@ from asahi_project.errors import InvalidRequest
 from caching import bridge
 from caching.models import EMBEDDING_DIM, SemanticEntry, SemanticScopeIndex, scope_key_of
 from caching.services import (
+    GRAPH_DDL_LOCK,
     graph_options,
     index_build_memory_mb,
     large_scopes,
     parallel_build_safe,
     scope_index_create,
+    scope_index_drop,
     scope_index_name,
     scope_indexes_sync,
     scope_size,
@@ -332,20 +334,32 @@ def test_a_graph_built_with_older_options_is_rebuilt_in_place() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_build_already_running_elsewhere_is_not_duplicated() -> None:
+def test_graph_ddl_runs_one_at_a_time_on_the_table() -> None:
+    """Two concurrent CREATE/DROP INDEX CONCURRENTLY on one table deadlock, so a build or drop
+    while another worker holds the graph lock is skipped (the next sync does it)."""
     import psycopg
 
-    rng = np.random.default_rng(5)
-    org = organization_create(name="scope-lock", actor="test")
-    _add(org.pk, "m", "qa", rng.standard_normal((12, EMBEDDING_DIM)))
-    scope = large_scopes(threshold=10)[0]
-    name = scope_index_name(scope.scope_key)
+    scope = _scope("scope-lock", seed=5, n=12)
+    other_scope = _scope("scope-lock-2", seed=6, n=12)
+    sizes = {s.scope_key: s for s in large_scopes(threshold=10)}
+    name = scope_index_name(scope.key)
     with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(hashtext(%s))", [name])  # "another worker"
-        assert scope_index_create(scope=scope) is None
+        other.execute("SELECT pg_advisory_lock(hashtext(%s))", [GRAPH_DDL_LOCK])  # "a worker"
+        assert scope_index_create(scope=sizes[scope.key]) is None
+        assert scope_index_create(scope=sizes[other_scope.key]) is None  # any scope waits
         assert _index_state(name) is None and not SemanticScopeIndex.objects.exists()
-    built = scope_index_create(scope=scope)
+        # Unlock before closing: a closed session's locks go only when its backend has exited.
+        other.execute("SELECT pg_advisory_unlock(hashtext(%s))", [GRAPH_DDL_LOCK])
+    built = scope_index_create(scope=sizes[scope.key])
     assert built is not None and built.index_name == name and _index_state(name) is not None
+
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtext(%s))", [GRAPH_DDL_LOCK])
+        assert scope_index_drop(scope_key=scope.key) is False
+        assert _index_state(name) is not None and SemanticScopeIndex.objects.exists()
+        other.execute("SELECT pg_advisory_unlock(hashtext(%s))", [GRAPH_DDL_LOCK])
+    assert scope_index_drop(scope_key=scope.key) is True
+    assert _index_state(name) is None and not SemanticScopeIndex.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
