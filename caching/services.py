@@ -18,6 +18,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -299,6 +300,18 @@ def _build_graph(cur: Any, *, name: str, scope_key: str, rows: int, concurrently
         cur.execute("RESET maintenance_work_mem; RESET max_parallel_maintenance_workers")
 
 
+@contextmanager
+def _graph_ddl_lock(cur: Any) -> Iterator[bool]:
+    """Try the table-wide graph lock (GRAPH_DDL_LOCK); yields whether this session holds it."""
+    cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [GRAPH_DDL_LOCK])
+    locked = bool(cur.fetchone()[0])
+    try:
+        yield locked
+    finally:
+        if locked:
+            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", [GRAPH_DDL_LOCK])
+
+
 def _drop(cur: Any, name: str, *, concurrently: bool) -> None:
     cur.execute(f'DROP INDEX {"CONCURRENTLY " if concurrently else ""}IF EXISTS "{name}"')
 
@@ -317,42 +330,38 @@ def scope_index_create(*, scope: ScopeSize, concurrently: bool = True,
 
     name = scope_index_name(scope.scope_key)
     started = time.perf_counter()
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [GRAPH_DDL_LOCK])
-        if not cur.fetchone()[0]:
+    with connection.cursor() as cur, _graph_ddl_lock(cur) as locked:
+        if not locked:
             return None
-        try:
-            state = _index_state(cur, name)
-            existing = SemanticScopeIndex.objects.filter(scope_key=scope.scope_key).first()
-            if state is not None and state[0]:
-                if state[1] == graph_options():
-                    if existing is not None:
-                        return existing
-                else:
-                    # Both graphs carry the scope's predicate, so the planner may use either
-                    # while they coexist; the rename only touches the catalogue.
-                    fresh = f"{name}_next"
-                    _drop(cur, fresh, concurrently=concurrently)  # a leftover of a failed run
-                    _build_graph(cur, name=fresh, scope_key=scope.scope_key, rows=scope.rows,
-                                 concurrently=concurrently)
-                    _drop(cur, name, concurrently=concurrently)
-                    cur.execute(f'ALTER INDEX "{fresh}" RENAME TO "{name}"')
-                    logger.info("scope %s: graph rebuilt with %s (was %s)", scope.scope_key,
-                                sorted(graph_options()), sorted(state[1]))
+        state = _index_state(cur, name)
+        existing = SemanticScopeIndex.objects.filter(scope_key=scope.scope_key).first()
+        if state is not None and state[0]:
+            if state[1] == graph_options():
+                if existing is not None:
+                    return existing
             else:
-                if state is not None:  # invalid: a failed concurrent build
-                    _drop(cur, name, concurrently=concurrently)
-                _build_graph(cur, name=name, scope_key=scope.scope_key, rows=scope.rows,
+                # Both graphs carry the scope's predicate, so the planner may use either
+                # while they coexist; the rename only touches the catalogue.
+                fresh = f"{name}_next"
+                _drop(cur, fresh, concurrently=concurrently)  # a leftover of a failed run
+                _build_graph(cur, name=fresh, scope_key=scope.scope_key, rows=scope.rows,
                              concurrently=concurrently)
-            record, _ = SemanticScopeIndex.objects.update_or_create(
-                scope_key=scope.scope_key,
-                defaults={"index_name": name, "organization_id": scope.organization_id,
-                          "model": scope.model, "task_type": scope.task_type,
-                          "embedder": scope.embedder, "rows_at_creation": scope.rows,
-                          "build_seconds": round(time.perf_counter() - started, 3)})
-            return record
-        finally:
-            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", [GRAPH_DDL_LOCK])
+                _drop(cur, name, concurrently=concurrently)
+                cur.execute(f'ALTER INDEX "{fresh}" RENAME TO "{name}"')
+                logger.info("scope %s: graph rebuilt with %s (was %s)", scope.scope_key,
+                            sorted(graph_options()), sorted(state[1]))
+        else:
+            if state is not None:  # invalid: a failed concurrent build
+                _drop(cur, name, concurrently=concurrently)
+            _build_graph(cur, name=name, scope_key=scope.scope_key, rows=scope.rows,
+                         concurrently=concurrently)
+        record, _ = SemanticScopeIndex.objects.update_or_create(
+            scope_key=scope.scope_key,
+            defaults={"index_name": name, "organization_id": scope.organization_id,
+                      "model": scope.model, "task_type": scope.task_type,
+                      "embedder": scope.embedder, "rows_at_creation": scope.rows,
+                      "build_seconds": round(time.perf_counter() - started, 3)})
+        return record
 
 
 def scope_index_drop(*, scope_key: str, concurrently: bool = True) -> bool:
@@ -361,16 +370,11 @@ def scope_index_drop(*, scope_key: str, concurrently: bool = True) -> bool:
     from django.db import connection
 
     name = scope_index_name(scope_key)
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [GRAPH_DDL_LOCK])
-        if not cur.fetchone()[0]:
-            return False
-        try:
+    with connection.cursor() as cur, _graph_ddl_lock(cur) as locked:
+        if locked:
             SemanticScopeIndex.objects.filter(scope_key=scope_key).delete()
             _drop(cur, name, concurrently=concurrently)
-        finally:
-            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", [GRAPH_DDL_LOCK])
-    return True
+        return locked
 
 
 def scope_indexes_sync(*, threshold: int = SCOPE_INDEX_THRESHOLD,
