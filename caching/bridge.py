@@ -201,9 +201,10 @@ def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vec
             reset = ("; SELECT " + ", ".join(f"set_config('{n}', '{v[1]}', true)"
                                              for n, v in local.items() if v[1] is not None)
                      if connection.in_atomic_block else "")
+            execute = f"EXECUTE {name}(%s::vector, %s, %s, %s, %s)"
             if not settings.DB_PREPARED_LOOKUPS:  # prepare, run and forget in one transaction
-                cur.execute(f"SELECT {sets}; {_prepare_sql(name, scope_key=key, k=k)}EXECUTE "
-                            f"{name}(%s::vector, %s, %s, %s, %s); DEALLOCATE {name}{reset}", params)
+                cur.execute(f"SELECT {sets}; {_prepare_sql(name, scope_key=key, k=k)}{execute}; "
+                            f"DEALLOCATE {name}{reset}", params)
                 return _rows_of(cur)
             prepared = _prepared_on(connection.connection)
             for attempt in (1, 2):
@@ -213,8 +214,7 @@ def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vec
                         prepare = f"DEALLOCATE {prepared.popitem(last=False)[0]}; "
                     prepare += _prepare_sql(name, scope_key=key, k=k)
                 try:
-                    cur.execute(f"SELECT {sets}; {prepare}EXECUTE {name}(%s::vector, %s, %s, %s, %s)"
-                                f"{reset}", params)
+                    cur.execute(f"SELECT {sets}; {prepare}{execute}{reset}", params)
                     break
                 except Exception as exc:
                     if not isinstance(exc.__cause__, psycopg_errors.DuplicatePreparedStatement):
