@@ -95,6 +95,12 @@ def _key_of(scope: Scope) -> str:
                         task_type=scope.task_type, embedder=EMBEDDER)
 
 
+def _index_count() -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'caching_semanticentry'")
+        return int(cur.fetchone()[0])
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
@@ -163,20 +169,21 @@ class Command(BaseCommand):
             efs = [int(x) for x in opts["ef"].split(",")]
             measured = [s for s in scopes
                         if s.label in ("large", "medium", "edge", "small-0", "small-1")]
-            rounds = [measured]
-            if opts["crowd"]:
-                rounds.append(measured)
-            for round_no, round_scopes in enumerate(rounds):
-                if round_no:
-                    scopes += self._crowd(opts["crowd"], rows=opts["crowd_rows"], dim=dim,
-                                          cluster_size=opts["cluster_size"], noise=opts["noise"])
-                for scope in round_scopes:
+
+            def measure_all() -> None:
+                for scope in measured:
                     self._measure(scope, queries=opts["queries"],
                                   checked=opts["recall_queries"], noise=opts["noise"],
                                   query_noise=opts["query_noise"],
                                   cluster_size=opts["cluster_size"], efs=efs,
                                   embed=opts["with_embedding"], warmup=opts["warmup"])
                 self._time_inserts(scopes[0].org_id, n=opts["queries"], dim=dim)
+
+            measure_all()
+            if opts["crowd"]:
+                scopes += self._crowd(opts["crowd"], rows=opts["crowd_rows"], dim=dim,
+                                      cluster_size=opts["cluster_size"], noise=opts["noise"])
+                measure_all()
         finally:
             if not opts["keep"]:
                 from caching.services import scope_index_drop
@@ -196,18 +203,14 @@ class Command(BaseCommand):
         org = organization_create(name=f"bench-vec-crowd-{uuid.uuid4().hex[:4]}", actor="bench")
         crowd = [Scope(f"crowd-{i}", org.pk, "m-crowd", f"c{i}", rows, CROWD_SEED + i)
                  for i in range(count)]
-        with connection.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'caching_semanticentry'")
-            before = cur.fetchone()[0]
+        before = _index_count()
         self._load(crowd, dim=dim, cluster_size=cluster_size, noise=noise)
         t0 = time.perf_counter()
         for scope in crowd:
             found = scope_size(scope_key=_key_of(scope))
             assert found is not None
             scope_index_create(scope=found, concurrently=False)
-        with connection.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'caching_semanticentry'")
-            after = cur.fetchone()[0]
+        after = _index_count()
         self.stdout.write(f"crowd: {count} scopes of {rows} rows, a partial index each, built in "
                           f"{time.perf_counter() - t0:.1f}s; indexes on the table {before} -> "
                           f"{after}. Measuring again:")
