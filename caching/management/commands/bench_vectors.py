@@ -19,7 +19,7 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -223,7 +223,7 @@ class Command(BaseCommand):
 
         rng = np.random.default_rng(7)
         lat: list[float] = []
-        expires = datetime.now(UTC).replace(year=datetime.now(UTC).year + 1)
+        expires = datetime.now(UTC) + timedelta(days=365)
         try:
             for vec in _unit(rng.standard_normal((n, dim))):
                 t0 = time.perf_counter()
