@@ -492,8 +492,9 @@ def test_concurrent_admits_from_two_processes_never_overshoot_the_budget(same_ut
     assert len(admitted) == 10 and len(set(admitted)) == 10
 
     async def settle_all(r):  # type: ignore[no-untyped-def]
-        # Ten settles open ten connections at once; on a loaded host that can pass the 0.5 s
-        # operation timeout. This step checks the accounting, not timeouts.
+        # Ten settles open ten connections at once; on a loaded host that can pass the client's
+        # 0.25 s connect timeout and the 0.5 s operation timeout. This step checks the
+        # accounting, not timeouts (the limits_unavailable tests below do), so both get 5 s.
         lim = Limits(r, op_timeout_s=5.0)
         held = await lim.get_spend(org_id=org, budgets=budgets)
         await asyncio.gather(
@@ -501,7 +502,7 @@ def test_concurrent_admits_from_two_processes_never_overshoot_the_budget(same_ut
         )
         return held, await lim.get_spend(org_id=org, budgets=budgets)
 
-    held, settled = run(settle_all)
+    held, settled = run(settle_all, timeout_s=5.0)
     assert [(s.spent_nanousd, s.reserved_nanousd) for s in held] == [(0, 1000)] * 2
     assert [(s.spent_nanousd, s.reserved_nanousd) for s in settled] == [(600, 0)] * 2
 
