@@ -117,14 +117,13 @@ class OpenAIAdapter:
     async def _raw_events(
         self, http: httpx2.Response, usage: Usage
     ) -> AsyncGenerator[StreamEvent, None]:
-        finished = False
-        try:
+        async def chunks() -> AsyncGenerator[dict[str, Any], None]:
             async for line in http.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    break
+                    return
                 chunk = orjson.loads(data)
                 if chunk.get("error"):
                     raise ProviderError(
@@ -133,6 +132,26 @@ class OpenAIAdapter:
                         retryable=True,
                         provider=self.kind,
                     )
+                yield chunk
+
+        async for event in self._translate(chunks(), usage):
+            yield event
+
+    async def _events(self, sdk_stream: Any, usage: Usage) -> AsyncGenerator[StreamEvent, None]:
+        async def chunks() -> AsyncGenerator[dict[str, Any], None]:
+            async for chunk in sdk_stream:
+                yield chunk.model_dump()
+
+        async for event in self._translate(chunks(), usage):
+            yield event
+
+    async def _translate(
+        self, chunks: AsyncGenerator[dict[str, Any], None], usage: Usage
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Chat-completion chunks (as dicts, from either path) to ``StreamEvent``s."""
+        finished = False
+        try:
+            async for chunk in chunks:
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta") or {}
                     if delta.get("content"):
@@ -141,7 +160,7 @@ class OpenAIAdapter:
                         fn = tc.get("function") or {}
                         yield StreamEvent(
                             type="tool_call_delta",
-                            tool_index=tc.get("index", 0),
+                            tool_index=tc.get("index") or 0,
                             tool_call_id=tc.get("id"),
                             tool_name=fn.get("name"),
                             arguments_delta=fn.get("arguments") or "",
@@ -152,8 +171,9 @@ class OpenAIAdapter:
                             type="finish", finish_reason=finish_from_openai(choice["finish_reason"])
                         )
                 if chunk.get("usage"):
-                    self._set_usage(usage, usage_from_openai(chunk["usage"]))
-                    yield StreamEvent(type="usage", usage=usage_from_openai(chunk["usage"]))
+                    final = usage_from_openai(chunk["usage"])
+                    self._set_usage(usage, final)
+                    yield StreamEvent(type="usage", usage=final)
         except Exception as exc:
             raise self._error(exc, mid_stream=True) from exc
         if not finished:
@@ -170,43 +190,6 @@ class OpenAIAdapter:
         usage.cached_input_tokens = final.cached_input_tokens
         usage.output_tokens = final.output_tokens
         usage.reasoning_tokens = final.reasoning_tokens
-
-    async def _events(self, sdk_stream: Any, usage: Usage) -> AsyncGenerator[StreamEvent, None]:
-        finished = False
-        try:
-            async for chunk in sdk_stream:
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    if delta is not None:
-                        if delta.content:
-                            yield StreamEvent(type="delta", text=delta.content)
-                        for tc in delta.tool_calls or []:
-                            fn = tc.function
-                            yield StreamEvent(
-                                type="tool_call_delta",
-                                tool_index=tc.index,
-                                tool_call_id=tc.id,
-                                tool_name=fn.name if fn else None,
-                                arguments_delta=(fn.arguments or "") if fn else "",
-                            )
-                    if choice.finish_reason is not None:
-                        finished = True
-                        yield StreamEvent(
-                            type="finish", finish_reason=finish_from_openai(choice.finish_reason)
-                        )
-                if chunk.usage is not None:
-                    final = usage_from_openai(chunk.usage.model_dump())
-                    self._set_usage(usage, final)
-                    yield StreamEvent(type="usage", usage=final)
-        except Exception as exc:
-            raise self._error(exc, mid_stream=True) from exc
-        if not finished:
-            raise ProviderError(
-                "stream ended before a finish_reason",
-                kind="stream_broken",
-                retryable=True,
-                provider=self.kind,
-            )
 
     async def embed(self, texts: list[str], model: str) -> EmbeddingResult:
         try:

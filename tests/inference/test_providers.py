@@ -129,6 +129,44 @@ def test_tool_call_in_chat_and_stream(fake_upstream, kind):
     assert [e.finish_reason for e in events if e.type == "finish"] == ["tool_calls"]
 
 
+@pytest.mark.parametrize(
+    "prompt", ["Stream this please", "What is the weather in Paris? [[tool]]"]
+)
+def test_openai_sdk_stream_path_gives_the_raw_paths_events(fake_upstream, prompt):
+    """``raw_stream=False`` (pydantic chunks) and the default orjson path translate alike."""
+    req = _user(prompt, tools=[WEATHER])
+
+    async def events(raw_stream: bool):
+        adapter = _adapter(fake_upstream, "openai", raw_stream=raw_stream)
+        try:
+            stream = await adapter.stream(req)
+            return [e async for e in stream], stream.usage
+        finally:
+            await adapter.aclose()
+
+    raw, raw_usage = run(lambda: events(True))
+    sdk, sdk_usage = run(lambda: events(False))
+    assert sdk == raw and sdk_usage == raw_usage
+    assert {e.type for e in raw} >= {"finish", "usage"}
+    assert any(e.type in ("delta", "tool_call_delta") for e in raw)
+
+
+def test_openai_sdk_stream_path_maps_a_cut_stream(fake_upstream):
+    async def body():
+        adapter = _adapter(fake_upstream, "openai", raw_stream=False)
+        try:
+            stream = await adapter.stream(_user("cut me [[fail:stream_cut]] [[len:10]]"))
+            with pytest.raises(ProviderError) as info:
+                async for _ in stream:
+                    pass
+            return info.value
+        finally:
+            await adapter.aclose()
+
+    err = run(body)
+    assert err.kind == "stream_broken" and err.retryable
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_tool_result_round_trip(fake_upstream, kind):
     req = ChatRequest(
