@@ -349,6 +349,14 @@ def _to_cache(result: ChatResult, model: ModelInfo, cost: Decimal) -> exact.Cach
     )
 
 
+async def _store(call: GatewayCall, p: Plan, model: ModelInfo, digest: str,
+                 answer: exact.CachedAnswer) -> None:
+    await exact.put(call.auth.org_id, digest, answer, call.auth.policy.cache_ttl_seconds)
+    from caching.bridge import semantic_store
+
+    semantic_store(call=call, plan=p, model=model, answer=answer)
+
+
 async def _lookup_caches(call: GatewayCall, p: Plan, catalogue: Catalogue, digest: str,
                          ) -> GatewayResponse | None:
     hit = await exact.get(call.auth.org_id, digest)
@@ -385,8 +393,21 @@ async def complete(call: GatewayCall) -> GatewayResponse:
             await flight.release()
 
 
-async def _complete(call: GatewayCall, flights: list[Flight]) -> GatewayResponse:
-    catalogue = await aget_catalogue()
+@dataclass
+class _Admitted:
+    """A miss that may go upstream: its plan, cache key and budget reservation."""
+
+    plan: Plan
+    digest: str
+    may_write: bool
+    admission: Any
+
+
+async def _cached_or_admit(call: GatewayCall, catalogue: Catalogue, flights: list[Flight],
+                           ) -> GatewayResponse | _Admitted:
+    """Plan, check limits, try the caches (joining the single flight on a miss), then admit.
+
+    Shared by the plain and the streaming path, so both read the same tiers and deny alike."""
     p: Plan | None = None
     try:
         p = await plan(call, catalogue)
@@ -413,6 +434,16 @@ async def _complete(call: GatewayCall, flights: list[Flight]) -> GatewayResponse
             audit_denial(call, err)
         record(call, model=None, p=p, status=status, http_status=err.status, error_code=err.code)
         raise
+    return _Admitted(plan=p, digest=digest, may_write=may_write, admission=admission)
+
+
+async def _complete(call: GatewayCall, flights: list[Flight]) -> GatewayResponse:
+    catalogue = await aget_catalogue()
+    admitted = await _cached_or_admit(call, catalogue, flights)
+    if isinstance(admitted, GatewayResponse):
+        return admitted
+    p, digest, may_write, admission = (admitted.plan, admitted.digest, admitted.may_write,
+                                       admitted.admission)
     try:
         result, model, upstream_ms, notes = await call_upstream(call, p)
     except AsahiError as err:
@@ -427,11 +458,7 @@ async def _complete(call: GatewayCall, flights: list[Flight]) -> GatewayResponse
     await enforcement.settle(admission, cost_usd=cost, tokens=result.usage.total_tokens)
     baseline = pricing.baseline_cost(_baseline_model(call, catalogue), result.usage)
     if may_write and result.finish_reason in ("stop", "tool_calls"):
-        await exact.put(call.auth.org_id, digest, _to_cache(result, model, cost),
-                        call.auth.policy.cache_ttl_seconds)
-        from caching.bridge import semantic_store
-
-        semantic_store(call=call, plan=p, model=model, answer=_to_cache(result, model, cost))
+        await _store(call, p, model, digest, _to_cache(result, model, cost))
     reason = p.reason if model is p.chain[0] else (
         f"{p.reason}; fell back to {model.name} after: {'; '.join(notes)}")
     p.reason = reason
@@ -456,53 +483,46 @@ class StreamStart:
     cache_tier: int
     similarity: float | None
     events: AsyncIterator[StreamEvent]
-    plan: Plan
 
 
-async def _replay(hit: exact.CachedAnswer) -> AsyncIterator[StreamEvent]:
-    if hit.content:
+async def _replay(result: ChatResult) -> AsyncIterator[StreamEvent]:
+    """A cached answer (exact or semantic) as the stream the client asked for."""
+    if result.content:
         step = 64
-        for i in range(0, len(hit.content), step):
-            yield StreamEvent(type="delta", text=hit.content[i:i + step])
-    for idx, c in enumerate(hit.tool_calls):
-        yield StreamEvent(type="tool_call_delta", tool_index=idx, tool_call_id=c["id"],
-                          tool_name=c["name"], arguments_delta=c["arguments"])
-    yield StreamEvent(type="finish", finish_reason=hit.finish_reason)  # type: ignore[arg-type]
-    yield StreamEvent(type="usage", usage=Usage(input_tokens=hit.input_tokens,
-                                                output_tokens=hit.output_tokens))
+        for i in range(0, len(result.content), step):
+            yield StreamEvent(type="delta", text=result.content[i:i + step])
+    for idx, c in enumerate(result.tool_calls):
+        yield StreamEvent(type="tool_call_delta", tool_index=idx, tool_call_id=c.id,
+                          tool_name=c.name, arguments_delta=c.arguments)
+    yield StreamEvent(type="finish", finish_reason=result.finish_reason)
+    yield StreamEvent(type="usage", usage=result.usage)
 
 
 async def start_stream(call: GatewayCall) -> StreamStart:
     """Everything up to the upstream's first event; failures here become normal HTTP errors, and a
-    model that fails before its first byte falls back to the next one."""
-    catalogue = await aget_catalogue()
-    p: Plan | None = None
+    model that fails before its first byte falls back to the next one. A cached answer (exact or
+    semantic) replays as a stream; a single-flight leader's flight ends with its stream."""
+    flights: list[Flight] = []
     try:
-        p = await plan(call, catalogue)
-        check_request_limits(call, p)
-        may_read, may_write = cache_allowed(call)
-        digest = cache_digest(call, p) if (may_read or may_write) else ""
-        if may_read:
-            hit = await exact.get(call.auth.org_id, digest)
-            if hit is not None:
-                model = catalogue.get(hit.model) or p.chain[0]
-                usage = Usage(input_tokens=hit.input_tokens, output_tokens=hit.output_tokens)
-                record(call, model=model, p=p, status="ok", http_status=200, cache_tier=1,
-                       usage=usage, baseline=pricing.baseline_cost(
-                           _baseline_model(call, catalogue), usage))
-                p.techniques.append("cache_tier_1")
-                return StreamStart(model=model, cache_tier=1, similarity=None,
-                                   events=_replay(hit), plan=p)
-        admission = await enforcement.admit(auth=call.auth, chain=p.chain,
-                                            input_tokens=p.input_tokens_est,
-                                            max_output_tokens=p.max_output_tokens)
-    except AsahiError as err:
-        if err.status in (403, 429):
-            audit_denial(call, err)
-        record(call, model=None, p=p, status="rate_limited" if err.status == 429 else "denied"
-               if err.status == 403 else "client_error", http_status=err.status,
-               error_code=err.code)
+        start = await _start_stream(call, flights)
+    except BaseException:
+        for flight in flights:
+            await flight.release()
         raise
+    if start.cache_tier:
+        for flight in flights:
+            await flight.release()
+    return start
+
+
+async def _start_stream(call: GatewayCall, flights: list[Flight]) -> StreamStart:
+    catalogue = await aget_catalogue()
+    admitted = await _cached_or_admit(call, catalogue, flights)
+    if isinstance(admitted, GatewayResponse):
+        return StreamStart(model=admitted.model, cache_tier=admitted.cache_tier,
+                           similarity=admitted.similarity, events=_replay(admitted.result))
+    p, digest, may_write, admission = (admitted.plan, admitted.digest, admitted.may_write,
+                                       admitted.admission)
 
     notes: list[str] = []
     last: ProviderError | None = None
@@ -534,8 +554,8 @@ async def start_stream(call: GatewayCall) -> StreamStart:
             p.reason = f"{p.reason}; fell back to {model.name} after: {'; '.join(notes)}"
             p.techniques.append("fallback")
         events = _relay(call, p, catalogue, model, stream, first, admission, t0,
-                        digest if may_write else "")
-        return StreamStart(model=model, cache_tier=0, similarity=None, events=events, plan=p)
+                        digest if may_write else "", flights)
+        return StreamStart(model=model, cache_tier=0, similarity=None, events=events)
     await enforcement.release(admission)
     failure = upstream_error(last, notes)
     record(call, model=p.chain[0], p=p, status="error", http_status=failure.status,
@@ -545,8 +565,9 @@ async def start_stream(call: GatewayCall) -> StreamStart:
 
 async def _relay(call: GatewayCall, p: Plan, catalogue: Catalogue, model: ModelInfo, stream: Any,
                  first: StreamEvent | None, admission: Any, t0: float, digest: str,
-                 ) -> AsyncIterator[StreamEvent]:
-    """Pass events through; settle what was used however the stream ends (done, broken, cancelled)."""
+                 flights: list[Flight]) -> AsyncIterator[StreamEvent]:
+    """Pass events through; settle what was used however the stream ends (done, broken, cancelled),
+    store a complete answer in both cache tiers, then end the single flight."""
     text: list[str] = []
     calls: dict[int, dict[str, str]] = {}
     finish = None
@@ -600,9 +621,12 @@ async def _relay(call: GatewayCall, p: Plan, catalogue: Catalogue, model: ModelI
                                 tool_calls=[ToolCall(**c) for c in calls.values()],
                                 finish_reason=finish or "stop", usage=usage, model=model.name,
                                 raw_id="")
-            if status == "ok" and digest and finish in ("stop", "tool_calls"):
-                await exact.put(call.auth.org_id, digest, _to_cache(result, model, cost),
-                                call.auth.policy.cache_ttl_seconds)
+            try:
+                if status == "ok" and digest and finish in ("stop", "tool_calls"):
+                    await _store(call, p, model, digest, _to_cache(result, model, cost))
+            finally:
+                for flight in flights:  # after the store, so followers find the answer
+                    await flight.release()
             record(call, model=model, p=p, status=status, http_status=http_status, usage=usage,
                    cost=cost, baseline=pricing.baseline_cost(_baseline_model(call, catalogue),
                                                              usage),
