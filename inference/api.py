@@ -144,9 +144,14 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         document_id=body.get("document_id"), client_ip=request.META.get("REMOTE_ADDR"),
         include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
     )
+    if call.document_id:
+        return await _document_chat(call)
     if chat.stream:
-        return await _stream_response(call)
-    resp = await pipeline.complete(call)
+        return await _stream_response(call, await pipeline.start_stream(call))
+    return _chat_json(await pipeline.complete(call))
+
+
+def _chat_json(resp: pipeline.GatewayResponse) -> HttpResponse:
     from inference.providers.openai_format import result_to_openai
 
     data = result_to_openai(resp.result, model=resp.model.name)
@@ -155,12 +160,30 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
                                         similarity=resp.similarity, cost=resp.cost))
 
 
+async def _document_chat(call: pipeline.GatewayCall) -> HttpResponseBase:
+    """Tier 3 through the OpenAI-compatible endpoint: one question about one document, as with
+    ``/infer``. Its steps are plain upstream calls, so a streaming client gets the answer replayed
+    as a stream once it is ready."""
+    from caching.intermediate import infer_with_document
+
+    turns = [m for m in call.chat.messages if m.role not in ("system", "developer")]
+    if len(turns) != 1 or turns[0].role != "user" or call.chat.tools:
+        raise InvalidRequest("document_id needs one user message (system messages aside) and no "
+                             "tools: the question and the document between <document> and "
+                             "</document>", param="document_id")
+    stream, call.chat.stream = call.chat.stream, False
+    resp = await infer_with_document(call)
+    if stream:
+        return await _stream_response(call, pipeline.replay(resp))
+    return _chat_json(resp)
+
+
 def _sse(data: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-async def _stream_response(call: pipeline.GatewayCall) -> HttpResponseBase:
-    start = await pipeline.start_stream(call)
+async def _stream_response(call: pipeline.GatewayCall, start: pipeline.StreamStart,
+                           ) -> HttpResponseBase:
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = start.model.name

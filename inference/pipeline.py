@@ -498,6 +498,12 @@ async def _replay(result: ChatResult) -> AsyncIterator[StreamEvent]:
     yield StreamEvent(type="usage", usage=result.usage)
 
 
+def replay(resp: GatewayResponse) -> StreamStart:
+    """A finished answer (a cache hit, or tier 3's) for a client that asked for a stream."""
+    return StreamStart(model=resp.model, cache_tier=resp.cache_tier, similarity=resp.similarity,
+                       events=_replay(resp.result))
+
+
 async def start_stream(call: GatewayCall) -> StreamStart:
     """Everything up to the upstream's first event; failures here become normal HTTP errors, and a
     model that fails before its first byte falls back to the next one. A cached answer (exact or
@@ -519,8 +525,7 @@ async def _start_stream(call: GatewayCall, flights: list[Flight]) -> StreamStart
     catalogue = await aget_catalogue()
     admitted = await _cached_or_admit(call, catalogue, flights)
     if isinstance(admitted, GatewayResponse):
-        return StreamStart(model=admitted.model, cache_tier=admitted.cache_tier,
-                           similarity=admitted.similarity, events=_replay(admitted.result))
+        return replay(admitted)
     p, digest, may_write, admission = (admitted.plan, admitted.digest, admitted.may_write,
                                        admitted.admission)
 

@@ -53,6 +53,8 @@ CHAT_REQUEST = {
         "stream": {"type": "boolean"}, "stream_options": {"type": "object"},
         "fallbacks": {"type": "array", "items": {"type": "string"},
                       "description": "Models to try if an explicit model fails"},
+        "document_id": {"type": "string", "description": "Tier 3: one user message that holds "
+                        "<document>...</document> and a question"},
         **ASAHI_OPTIONS,
     },
 }

@@ -122,6 +122,9 @@ def validate_chat_body(body: dict[str, Any]) -> None:
     so = body.get("stream_options")
     if so is not None and not isinstance(so, dict):
         raise InvalidRequest("stream_options must be an object", param="stream_options")
+    doc = body.get("document_id")
+    if doc is not None and not (isinstance(doc, str) and doc):
+        raise InvalidRequest("document_id must be a non-empty string", param="document_id")
     validate_asahi_options(body)
 
 

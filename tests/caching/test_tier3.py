@@ -108,3 +108,47 @@ def test_malformed_document_prompt_is_a_clear_400(gateway, live_tenant) -> None:
     err = resp.json()["error"]
     assert err["code"] == "invalid_document_prompt" and err["param"] == "prompt"
     assert "<document>" in err["message"]
+
+
+def test_chat_completions_with_document_id_uses_tier_3(gateway, live_tenant, fake_upstream,
+                                                       ) -> None:
+    """The OpenAI SDK reaches tier 3 with `document_id` in the body; a stream replays the answer."""
+    from tests.inference.conftest import client_for
+
+    client = client_for(gateway, live_tenant.infer.raw)
+    doc = make_document(uuid.uuid4().hex[:6])
+
+    def ask(question: str, **kw):  # type: ignore[no-untyped-def]
+        return client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", extra_body={"document_id": "contract-chat"}, messages=[
+                {"role": "system", "content": "Answer from the contract."},
+                {"role": "user", "content": f"<document>\n{doc}\n</document>\n{question}"}], **kw)
+
+    first = ask("What does the warranty section say?")
+    assert first.headers["x-asahi-cache"] == "miss"
+    assert first.parse().choices[0].message.content
+    before = fake_upstream.stats()["total"]
+    second = ask("When must payment happen?", stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in second.parse() if c.choices)
+    assert fake_upstream.stats()["total"] - before == 1  # only the question step went upstream
+    assert second.headers["x-asahi-cache"] == "intermediate"
+    assert text.startswith("Fake answer about: Notes condensed")  # asked from the digest
+    ledger.flush()
+    event = InferenceEvent.objects.get(request_id=second.headers["x-request-id"])
+    assert event.cache_tier == 3 and event.endpoint == "chat"
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"document_id": 7}, "document_id"),
+    ({"document_id": "d", "messages": [{"role": "user", "content": "<document>x</document> a?"},
+                                       {"role": "assistant", "content": "b"},
+                                       {"role": "user", "content": "c?"}]}, "document_id"),
+])
+def test_chat_completions_rejects_a_document_id_it_cannot_honour(gateway, live_tenant, body,
+                                                                 param) -> None:
+    payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], **body}
+    response = httpx.post(f"{gateway}/v1/chat/completions", json=payload, timeout=30,
+                          headers={"Authorization": f"Bearer {live_tenant.infer.raw}"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and response.headers["x-request-id"]
