@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-
 import pytest
 
-from caching.models import SemanticEntry
+from tests.caching.live import wait_for_semantic_entries
 from tests.inference.conftest import client_for
 
-pytestmark = [pytest.mark.redis]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm_embedder() -> None:
-    try:
-        from caching.semantic.embedders import get_local_embedder
-
-        get_local_embedder().embed(["warm up"])  # first load exceeds the lookup's time budget
-    except Exception as exc:  # pragma: no cover - the embedder ships with the project
-        pytest.fail(f"local embedder unavailable: {exc!r}")
+pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("warm_embedder")]
 
 
 def _ask(base: str, key: str, text: str):  # type: ignore[no-untyped-def]
@@ -28,20 +15,11 @@ def _ask(base: str, key: str, text: str):  # type: ignore[no-untyped-def]
         model="gpt-4o-mini", messages=[{"role": "user", "content": text}])
 
 
-def _stored(org_id: uuid.UUID, n: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if SemanticEntry.objects.filter(organization_id=org_id).count() >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError("semantic entry was not stored")
-
-
 def test_paraphrase_is_semantic_hit_with_similarity_header(gateway, live_tenant) -> None:
     key = live_tenant.infer.raw
     first = _ask(gateway, key, "How do I reset my password on the customer portal?")
     assert first.headers["x-asahi-cache"] == "miss"
-    _stored(live_tenant.org.pk, 1)
+    wait_for_semantic_entries(live_tenant.org.pk, 1)
     hit = _ask(gateway, key, "How can I reset my password on the customer portal?")
     assert hit.headers["x-asahi-cache"] == "semantic", hit.headers
     assert 0.8 < float(hit.headers["x-asahi-cache-similarity"]) <= 1.0
@@ -59,7 +37,7 @@ def test_paraphrase_is_semantic_hit_with_similarity_header(gateway, live_tenant)
 def test_negated_or_changed_variant_is_a_miss(gateway, live_tenant, stored, variant) -> None:
     key = live_tenant.infer.raw
     assert _ask(gateway, key, stored).headers["x-asahi-cache"] == "miss"
-    _stored(live_tenant.org.pk, 1)
+    wait_for_semantic_entries(live_tenant.org.pk, 1)
     assert _ask(gateway, key, variant).headers["x-asahi-cache"] == "miss"
 
 
@@ -71,7 +49,7 @@ def test_infer_reports_the_semantic_decision(gateway, live_tenant) -> None:
             "model_override": "gpt-4o-mini"}
     first = httpx.post(f"{gateway}/infer", json=body, headers=headers, timeout=30).json()
     assert first["cache_tier"] == 0
-    _stored(live_tenant.org.pk, 1)
+    wait_for_semantic_entries(live_tenant.org.pk, 1)
     body["prompt"] = "What are the opening hours for the Louvre museum?"
     second = httpx.post(f"{gateway}/infer", json=body, headers=headers, timeout=30).json()
     assert second["cache_tier"] == 2 and second["cache_hit"] is True

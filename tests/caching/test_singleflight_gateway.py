@@ -10,29 +10,32 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.caching.live import slow_upstream, stream_answer
 from tests.inference.conftest import client_for
 
 pytestmark = [pytest.mark.redis]
 
 
-def test_concurrent_identical_requests_make_one_upstream_call(gateway, live_tenant,
-                                                             fake_upstream) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_concurrent_identical_requests_make_one_upstream_call(gateway, live_tenant, fake_upstream,
+                                                             stream) -> None:
+    """A streaming leader's followers wait for its whole answer and replay it."""
     prompt = f"Explain single flight in one line ({uuid.uuid4().hex[:8]})"
-    client = client_for(gateway, live_tenant.infer.raw)
+    key = live_tenant.infer.raw
 
-    def ask(_: int) -> str:
-        raw = client.chat.completions.with_raw_response.create(
+    def ask(_: int) -> tuple[str, str]:
+        if stream:
+            headers, text, _, _ = stream_answer(gateway, key, prompt)
+            return headers["x-asahi-cache"], text
+        raw = client_for(gateway, key).chat.completions.with_raw_response.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
-        return raw.headers["x-asahi-cache"]
+        return raw.headers["x-asahi-cache"], raw.parse().choices[0].message.content or ""
 
-    old = fake_upstream.config.latency_ms
-    fake_upstream.config.latency_ms = 400  # a slow upstream: all requests miss together
-    try:
+    with slow_upstream(fake_upstream):
         before = fake_upstream.stats()["total"]
         with ThreadPoolExecutor(8) as pool:
-            tiers = list(pool.map(ask, range(8)))
+            answers = list(pool.map(ask, range(8)))
         calls = fake_upstream.stats()["total"] - before
-    finally:
-        fake_upstream.config.latency_ms = old
-    assert calls == 1, (calls, tiers)
-    assert sorted(tiers) == ["exact"] * 7 + ["miss"]
+    assert calls == 1, (calls, answers)
+    assert sorted(tier for tier, _ in answers) == ["exact"] * 7 + ["miss"]
+    assert len({text for _, text in answers}) == 1
