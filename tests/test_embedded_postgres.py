@@ -8,11 +8,18 @@ from django.db import connection
 from asahi_project import embedded
 
 
-def test_memory_settings_scale_with_ram_and_honour_the_override(monkeypatch) -> None:
+@pytest.mark.parametrize(("ram_gb", "shared"), [(24, "4096MB"), (64, "4096MB"), (6, "1536MB"),
+                                              (0.25, "128MB")])
+def test_memory_settings_scale_with_ram_and_honour_the_override(monkeypatch, ram_gb, shared,
+                                                                ) -> None:
+    """A quarter of RAM, 128 MB to 4 GB: the pages a million-entry scope's lookups touch (2.8 GB
+    measured) stay in shared_buffers on a 24 GB machine."""
+    pages = int(ram_gb * 2**30) // 4096
+    monkeypatch.setattr(embedded.os, "sysconf",
+                        lambda name: 4096 if name == "SC_PAGE_SIZE" else pages)
     monkeypatch.delenv("ASAHI_PG_SHARED_BUFFERS", raising=False)
     values = embedded._memory_settings()
-    shared_mb = int(values["shared_buffers"].removesuffix("MB"))
-    assert 128 <= shared_mb <= 4096
+    assert values["shared_buffers"] == shared
     assert set(values) == {"shared_buffers", "effective_cache_size", "maintenance_work_mem",
                            "work_mem"}
     monkeypatch.setenv("ASAHI_PG_SHARED_BUFFERS", "256MB")

@@ -133,6 +133,9 @@ class Command(BaseCommand):
                                  "lookup: what the semantic tier adds to a miss")
         parser.add_argument("--reuse", action="store_true",
                             help="measure the rows and indexes a --keep run left (same seeds)")
+        parser.add_argument("--query-seed", type=int, default=0,
+                            help="another set of fresh queries (dup queries are random anyway), "
+                                 "so that --reuse runs do not time pages an earlier run warmed")
         parser.add_argument("--crowd", type=int, default=0,
                             help="after measuring, add this many more scopes, each with its own "
                                  "partial index, and measure again: what many indexes cost the "
@@ -176,7 +179,8 @@ class Command(BaseCommand):
                                   checked=opts["recall_queries"], noise=opts["noise"],
                                   query_noise=opts["query_noise"],
                                   cluster_size=opts["cluster_size"], efs=efs,
-                                  embed=opts["with_embedding"], warmup=opts["warmup"])
+                                  embed=opts["with_embedding"], warmup=opts["warmup"],
+                                  query_seed=opts["query_seed"])
                 self._time_inserts(scopes[0].org_id, n=opts["queries"], dim=dim)
 
             measure_all()
@@ -327,8 +331,8 @@ class Command(BaseCommand):
         return ids
 
     def _queries(self, scope: Scope, *, kind: str, n: int, dim: int, noise: float, salt: int = 0,
-                 query_noise: float, cluster_size: int) -> list[np.ndarray]:
-        rng = np.random.default_rng(1000 + scope.seed + 7919 * salt)
+                 query_noise: float, cluster_size: int, query_seed: int = 0) -> list[np.ndarray]:
+        rng = np.random.default_rng(1000 + scope.seed + 7919 * salt + 104_729 * query_seed)
         if kind == "dup":
             with connection.cursor() as cur:
                 cur.execute("SELECT embedding::text FROM caching_semanticentry WHERE "
@@ -345,7 +349,7 @@ class Command(BaseCommand):
 
     def _measure(self, scope: Scope, *, queries: int, checked: int, noise: float,
                  query_noise: float, cluster_size: int, efs: list[int],
-                 embed: bool = False, warmup: int = 20) -> None:
+                 embed: bool = False, warmup: int = 20, query_seed: int = 0) -> None:
         from caching.bridge import _vector_literal, nearest
         from caching.semantic.embedders import get_local_embedder
 
@@ -359,9 +363,11 @@ class Command(BaseCommand):
         dim = EMBEDDING_DIM
         for kind in ("dup", "fresh"):
             warm_qs = self._queries(scope, kind=kind, n=warmup, dim=dim, noise=noise, salt=1,
-                                    query_noise=query_noise, cluster_size=cluster_size)
+                                    query_noise=query_noise, cluster_size=cluster_size,
+                                    query_seed=query_seed)
             qs = self._queries(scope, kind=kind, n=queries, dim=dim, noise=noise,
-                               query_noise=query_noise, cluster_size=cluster_size)
+                               query_noise=query_noise, cluster_size=cluster_size,
+                               query_seed=query_seed)
             truths = [self._exact(scope, _vector_literal(q), 3) for q in qs[:checked]]
             for ef in efs if indexed else [0]:
                 def lookup(q: np.ndarray, ef: int = ef) -> list[Any]:
