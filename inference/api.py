@@ -36,7 +36,12 @@ from inference.providers.errors import ProviderError
 from inference.providers.openai_format import request_from_openai, usage_to_openai
 from inference.providers.types import ChatMessage, ChatRequest, StreamEvent
 from inference.selectors import aget_catalogue
-from inference.validation import parse_json, validate_asahi_options, validate_chat_body
+from inference.validation import (
+    cache_mode,
+    parse_json,
+    validate_asahi_options,
+    validate_chat_body,
+)
 
 CACHE_NAMES = {0: "miss", 1: "exact", 2: "semantic", 3: "intermediate"}
 
@@ -140,7 +145,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         chat.extra["fallbacks"] = body["fallbacks"]
     call = pipeline.GatewayCall(
         auth=auth, request_id=current_request_id(), endpoint="chat", chat=chat,
-        routing=_routing_options(body), cache_mode=body.get("cache") or "default",
+        routing=_routing_options(body),
+        cache_mode=cache_mode(body, request.headers.get("Cache-Control", "")),
         document_id=body.get("document_id"), client_ip=request.META.get("REMOTE_ADDR"),
         include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
     )
@@ -273,7 +279,8 @@ async def infer(request: HttpRequest) -> HttpResponse:
         routing.latency_budget_ms = None
     call = pipeline.GatewayCall(
         auth=auth, request_id=current_request_id(), endpoint="infer", chat=chat, routing=routing,
-        cache_mode=body.get("cache") or "default", document_id=body.get("document_id"),
+        cache_mode=cache_mode(body, request.headers.get("Cache-Control", "")),
+        document_id=body.get("document_id"),
         client_ip=request.META.get("REMOTE_ADDR"),
     )
     if call.document_id:
@@ -339,7 +346,10 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
 
     auth = await authenticate(request, "infer")
     body = parse_json(request.body, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    data, headers = await create_embeddings(auth=auth, body=body, request_id=current_request_id())
+    validate_asahi_options({"cache": body.get("cache")})
+    data, headers = await create_embeddings(
+        auth=auth, body=body, request_id=current_request_id(),
+        cache=cache_mode(body, request.headers.get("Cache-Control", "")))
     return _json(data, headers=headers)
 
 

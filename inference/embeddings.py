@@ -20,8 +20,8 @@ from inference.providers.types import Usage
 from inference.selectors import aget_catalogue
 
 
-async def create_embeddings(*, auth: AuthContext, body: dict[str, Any], request_id: str
-                            ) -> tuple[dict[str, Any], dict[str, str]]:
+async def create_embeddings(*, auth: AuthContext, body: dict[str, Any], request_id: str,
+                            cache: str = "default") -> tuple[dict[str, Any], dict[str, str]]:
     started = time.perf_counter()
     model_name = body.get("model")
     raw = body.get("input")
@@ -40,7 +40,7 @@ async def create_embeddings(*, auth: AuthContext, body: dict[str, Any], request_
         raise ModelNotFound(f"embedding model {model_name!r} does not exist; available: "
                             f"{', '.join(names)}", param="model")
     digest = canonical_hash({"kind": "embeddings", "model": model.name, "input": texts})
-    use_cache = auth.policy.cache_enabled and body.get("cache", "default") == "default"
+    use_cache = auth.policy.cache_enabled and cache == "default"
     if use_cache:
         hit = await exact.get(auth.org_id, digest)
         if hit is not None and hit.content:
@@ -69,7 +69,7 @@ async def create_embeddings(*, auth: AuthContext, body: dict[str, Any], request_
             "data": [{"object": "embedding", "index": i, "embedding": v}
                      for i, v in enumerate(result.vectors)],
             "usage": {"prompt_tokens": result.input_tokens, "total_tokens": result.input_tokens}}
-    if use_cache or body.get("cache") == "no-cache":
+    if auth.policy.cache_enabled and cache in ("default", "no-cache"):
         import orjson
 
         await exact.put(auth.org_id, digest, exact.CachedAnswer(

@@ -76,3 +76,17 @@ def test_other_organization_never_gets_the_semantic_answer(gateway, live_tenant)
     # (no-store, so B's own answer to the paraphrase cannot serve B's second question).
     assert _ask(gateway, other.infer.raw, paraphrase, "no-store").headers["x-asahi-cache"] == "miss"
     assert _ask(gateway, other.infer.raw, stored).headers["x-asahi-cache"] == "miss"
+
+
+@pytest.mark.parametrize(("body", "header", "mode"), [
+    ({}, "", "default"),
+    ({"cache": "no-cache"}, "", "no-cache"),
+    ({}, "no-store", "no-store"),
+    ({"cache": "no-store"}, "no-cache", "no-store"),  # the stricter of the two wins
+    ({"cache": "no-cache"}, "max-age=0, NO-STORE", "no-store"),
+    ({"cache": "default"}, "max-age=60, private", "default"),
+])
+def test_cache_mode_takes_the_stricter_of_body_and_cache_control(body, header, mode) -> None:
+    from inference.validation import cache_mode
+
+    assert cache_mode(body, header) == mode

@@ -23,12 +23,29 @@ def test_embeddings_round_trip_and_exact_cache(gateway, live_tenant, model: str)
     assert second.parse().data[1].embedding == data.data[1].embedding
 
 
+def test_embeddings_cache_control_header(gateway, live_tenant) -> None:
+    client = client_for(gateway, live_tenant.infer.raw)
+    text = ["cache control for embeddings"]
+    stored = client.embeddings.with_raw_response.create(
+        model="text-embedding-3-small", input=text, extra_headers={"Cache-Control": "no-store"})
+    assert stored.headers["x-asahi-cache"] == "miss"
+    refresh = client.embeddings.with_raw_response.create(
+        model="text-embedding-3-small", input=text, extra_headers={"Cache-Control": "no-cache"})
+    assert refresh.headers["x-asahi-cache"] == "miss"  # no-store above kept nothing to serve
+    again = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input=text)
+    assert again.headers["x-asahi-cache"] == "exact"  # no-cache stored its answer
+
+
 def test_embeddings_errors(gateway, live_tenant) -> None:
     client = client_for(gateway, live_tenant.infer.raw)
     with pytest.raises(openai.NotFoundError):
         client.embeddings.create(model="gpt-4o-mini", input="chat models do not embed")
     with pytest.raises(openai.BadRequestError):
         client.embeddings.create(model="text-embedding-3-small", input=[])
+    with pytest.raises(openai.BadRequestError) as bad_cache:
+        client.embeddings.create(model="text-embedding-3-small", input="x",
+                                 extra_body={"cache": "sometimes"})
+    assert bad_cache.value.param == "cache"
 
 
 def test_model_lists(gateway, live_tenant) -> None:

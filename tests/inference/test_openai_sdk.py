@@ -50,6 +50,23 @@ def test_identical_request_is_exact_hit(gateway, live_tenant) -> None:
     assert third.headers["x-asahi-cache"] == "miss"
 
 
+def test_cache_control_header_bypasses_the_cache(gateway, live_tenant) -> None:
+    """`Cache-Control: no-cache` skips the lookup and stores; `no-store` does neither."""
+    client = client_for(gateway, live_tenant.infer.raw)
+    msgs = [{"role": "user", "content": "What is the capital of Portugal?"}]
+
+    def ask(cache_control: str | None = None) -> str:
+        headers = {"Cache-Control": cache_control} if cache_control else {}
+        return client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=msgs, extra_headers=headers).headers["x-asahi-cache"]
+
+    assert ask("no-store") == "miss"
+    assert ask("max-age=0, No-Cache") == "miss"  # nothing was stored; now it is
+    assert ask() == "exact"
+    assert ask("no-cache") == "miss"
+    assert ask("max-age=60") == "exact"  # other directives do not bypass
+
+
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5"])
 def test_stream_with_usage(gateway, live_tenant, model: str) -> None:
     client = client_for(gateway, live_tenant.infer.raw)
