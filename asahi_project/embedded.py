@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -120,17 +121,28 @@ def embedded_valkey_url(port: int = 6390) -> str:
     raise RuntimeError(f"embedded Valkey did not start on port {port}; see {vdir / 'valkey.log'}")
 
 
+def _stop(pid_file: Path, sig: int, *, timeout_s: float = 60.0) -> None:
+    """Signal the server whose pid the file's first line holds, and wait until it has exited, so
+    that an `./asahi up` right after `down` never finds a server still shutting down."""
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, sig)
+    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
 def stop_embedded() -> None:
     """Stop both embedded servers (used by `./asahi down`)."""
-    pid_file = DATA_DIR / "valkey" / "valkey.pid"
-    if pid_file.exists():
-        with suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid_file.read_text().strip()), 15)
-    pid_file = DATA_DIR / "pg" / "postmaster.pid"
-    if pid_file.exists():
-        # SIGINT is PostgreSQL's "fast shutdown"; pg_ctl itself refuses to run as root.
-        with suppress(ProcessLookupError, ValueError, IndexError):
-            os.kill(int(pid_file.read_text().splitlines()[0]), 2)
+    _stop(DATA_DIR / "valkey" / "valkey.pid", signal.SIGTERM)
+    # SIGINT is PostgreSQL's "fast shutdown"; pg_ctl itself refuses to run as root.
+    _stop(DATA_DIR / "pg" / "postmaster.pid", signal.SIGINT)
 
 
 def database_url(db: Mapping[str, Any]) -> str:

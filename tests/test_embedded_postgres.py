@@ -37,3 +37,28 @@ def test_embedded_server_runs_with_the_tuned_settings() -> None:
         cur.execute("SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'")
         shared_bytes = cur.fetchone()[0]
     assert shared_bytes > 128 * 2**20  # above initdb's default: the restart took effect
+
+
+def test_stop_waits_until_the_server_has_exited(tmp_path) -> None:
+    """`./asahi down && ./asahi up` must not find a server still shutting down."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    slow_to_stop = ("import signal, sys, time\n"
+                    "signal.signal(signal.SIGTERM, lambda *a: (time.sleep(0.5), sys.exit(0)))\n"
+                    "print('ready', flush=True)\n"
+                    "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", slow_to_stop], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    reaper = threading.Thread(target=proc.wait)  # a real server is not our child: init reaps it
+    reaper.start()
+    pid_file = tmp_path / "server.pid"
+    pid_file.write_text(f"{proc.pid}\n/some/data/dir\n")
+    embedded._stop(pid_file, signal.SIGTERM, timeout_s=30)
+    with pytest.raises(ProcessLookupError):
+        os.kill(proc.pid, 0)
+    reaper.join(5)
+    embedded._stop(tmp_path / "missing.pid", signal.SIGTERM)  # nothing to stop: no error
