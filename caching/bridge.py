@@ -246,11 +246,12 @@ def _lookup_sync(call: GatewayCall, plan: Plan, embedder: Any, vector: Any, quer
     thresholds = Thresholds(high=override, low=min(base.low, override)) if override else base
     rows = nearest(org_id=call.auth.org_id, model=plan.chain[0].name, task_type=task,
                    embedder=embedder_id(embedder), vector=vector)
+    refusals: list[str] = []
     for entry_id, prompt, answer, similarity in rows:
         decision = decide(query=query, candidate=prompt, similarity=similarity, task_type=task,
                           thresholds=thresholds)
-        call.semantic_note = decision.reason  # type: ignore[attr-defined]
         if decision.hit:
+            call.semantic_reason = decision.reason
             from caching.models import SemanticEntry
 
             try:
@@ -262,8 +263,11 @@ def _lookup_sync(call: GatewayCall, plan: Plan, embedder: Any, vector: Any, quer
             # Raw SQL returns jsonb as text.
             hit = CachedAnswer(**(orjson.loads(answer) if isinstance(answer, str) else answer))
             return hit, similarity, decision.reason
+        refusals.append(decision.reason)
         if similarity < thresholds.low:
             break
+    # The nearest stored prompt's refusal says the most about why this request missed.
+    call.semantic_reason = refusals[0] if refusals else "miss: nothing stored in this scope yet"
     return None
 
 
@@ -277,15 +281,19 @@ async def semantic_lookup(*, call: GatewayCall, plan: Plan
     embedder = _embedder()
     if embedder is None:
         plan.techniques.append("semantic_bypass")
+        call.semantic_reason = "semantic_bypass: no embedder could be loaded"
         return None
     try:
         vector = (await asyncio.wait_for(asyncio.to_thread(embedder.embed, [query]),
                                          EMBED_BUDGET_SECONDS))[0]
-        call.semantic_vector = (embedder_id(embedder), vector)  # type: ignore[attr-defined]
+        call.semantic_vector = (embedder_id(embedder), vector)
         return await asyncio.to_thread(_lookup_sync, call, plan, embedder, vector, query)
     except Exception as exc:  # slow or failed embedder/DB: skip the tier, never fail the request
         logger.warning("semantic_bypass", extra={"error": repr(exc)})
         plan.techniques.append("semantic_bypass")
+        call.semantic_reason = ("semantic_bypass: embedding took longer than "
+                                f"{EMBED_BUDGET_SECONDS} s" if isinstance(exc, TimeoutError)
+                                else f"semantic_bypass: {type(exc).__name__}")
         return None
 
 
@@ -309,7 +317,7 @@ def _store_sync(*, org_id: uuid.UUID, model: str, task_type: str, embedder_name:
 def semantic_store(*, call: GatewayCall, plan: Plan, model: ModelInfo,
                    answer: CachedAnswer) -> None:
     """Fire-and-forget insert after a miss (the vector was computed during the lookup)."""
-    stored = getattr(call, "semantic_vector", None)
+    stored = call.semantic_vector
     query = _query_text(call)
     if stored is None or query is None or not call.auth.policy.semantic_cache_enabled \
             or not call.semantic:

@@ -120,14 +120,23 @@ ASAHI_FIELDS = ("routing_mode", "quality_preference", "latency_preference", "lat
                 "fallbacks", "stream_options")
 
 
-def _headers(resp: pipeline.GatewayResponse | None, *, model: str, tier: int,
-             similarity: float | None, cost: Any | None) -> dict[str, str]:
+def _headers(call: pipeline.GatewayCall, *, model: str, tier: int, similarity: float | None,
+             cost: Any | None) -> dict[str, str]:
     headers = {"X-Asahi-Cache": CACHE_NAMES[tier], "X-Asahi-Model": model}
     if cost is not None:
         headers["X-Asahi-Cost-USD"] = f"{cost:.9f}"
     if similarity is not None:
         headers["X-Asahi-Cache-Similarity"] = f"{similarity:.4f}"
+    if call.semantic_reason and tier in (0, 2):
+        headers["X-Asahi-Cache-Reason"] = header_safe(call.semantic_reason)
     return headers
+
+
+def header_safe(text: str, limit: int = 300) -> str:
+    """Printable ASCII only: the reason quotes prompt words, which may be any Unicode (or a
+    newline, which would end the header)."""
+    flat = " ".join(text.split()).encode("ascii", "backslashreplace").decode("ascii")
+    return flat[:limit]
 
 
 @endpoint("POST")
@@ -154,15 +163,15 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         return await _document_chat(call)
     if chat.stream:
         return await _stream_response(call, await pipeline.start_stream(call))
-    return _chat_json(await pipeline.complete(call))
+    return _chat_json(call, await pipeline.complete(call))
 
 
-def _chat_json(resp: pipeline.GatewayResponse) -> HttpResponse:
+def _chat_json(call: pipeline.GatewayCall, resp: pipeline.GatewayResponse) -> HttpResponse:
     from inference.providers.openai_format import result_to_openai
 
     data = result_to_openai(resp.result, model=resp.model.name)
     data["id"] = data["id"] or f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    return _json(data, headers=_headers(resp, model=resp.model.name, tier=resp.cache_tier,
+    return _json(data, headers=_headers(call, model=resp.model.name, tier=resp.cache_tier,
                                         similarity=resp.similarity, cost=resp.cost))
 
 
@@ -181,7 +190,7 @@ async def _document_chat(call: pipeline.GatewayCall) -> HttpResponseBase:
     resp = await infer_with_document(call)
     if stream:
         return await _stream_response(call, pipeline.replay(resp))
-    return _chat_json(resp)
+    return _chat_json(call, resp)
 
 
 def _sse(data: dict[str, Any]) -> bytes:
@@ -230,7 +239,7 @@ async def _stream_response(call: pipeline.GatewayCall, start: pipeline.StreamSta
     response = StreamingHttpResponse(body(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
-    for k, v in _headers(None, model=model, tier=start.cache_tier, similarity=start.similarity,
+    for k, v in _headers(call, model=model, tier=start.cache_tier, similarity=start.similarity,
                          cost=0 if start.cache_tier else None).items():
         response[k] = v
     return response
@@ -308,7 +317,7 @@ async def infer(request: HttpRequest) -> HttpResponse:
         "optimization_techniques": resp.techniques,
         "task_type": resp.task_type,
     }
-    return _json(data, headers=_headers(resp, model=resp.model.name, tier=resp.cache_tier,
+    return _json(data, headers=_headers(call, model=resp.model.name, tier=resp.cache_tier,
                                         similarity=resp.similarity, cost=resp.cost))
 
 

@@ -75,6 +75,10 @@ class GatewayCall:
     # Lets a caller that decomposes a request (tier 3) correct the ledger row of one of its parts
     # (tier, baseline) before it is buffered; the ledger is append-only afterwards.
     ledger_adjust: Callable[[LedgerRow], None] | None = None
+    # Set by the semantic tier: (embedder id, vector) for the store after a miss, and why it
+    # served or refused a stored answer (the `X-Asahi-Cache-Reason` header).
+    semantic_vector: tuple[str, Any] | None = None
+    semantic_reason: str = ""
 
 
 @dataclass
@@ -367,6 +371,9 @@ async def _lookup_caches(call: GatewayCall, p: Plan, catalogue: Catalogue, diges
 
         found = await semantic_lookup(call=call, plan=p)
         if found is None:
+            reason = call.semantic_reason
+            if reason and not reason.startswith("semantic_bypass") and reason not in p.techniques:
+                p.techniques.append(reason)  # why the semantic tier said no
             return None
         hit, similarity, why = found
         tier, techniques = 2, ["semantic_cache", why]

@@ -116,7 +116,8 @@ def add_gateway_paths(result: dict[str, Any], generator: Any, request: Any, publ
         {"type": "object", "description": "OpenAI chat.completion (or an SSE stream of chunks)"},
         (400, 401, 403, 404, 413, 429, 502, 503),
         "Response headers: X-Request-ID, X-Asahi-Cache, X-Asahi-Model, X-Asahi-Cost-USD, "
-        "X-Asahi-Cache-Similarity.")}
+        "X-Asahi-Cache-Similarity, X-Asahi-Cache-Reason (why the semantic tier served or "
+        "refused a stored answer). Request header Cache-Control: no-cache | no-store.")}
     paths["/infer"] = {"post": _op("infer_create", "Native inference (seed contract)", "inference", INFER_REQUEST,
                                    INFER_RESPONSE, (400, 401, 403, 404, 413, 429, 502, 503))}
     paths["/v1/embeddings"] = {"post": _op(

@@ -24,21 +24,26 @@ def test_paraphrase_is_semantic_hit_with_similarity_header(gateway, live_tenant)
     assert hit.headers["x-asahi-cache"] == "semantic", hit.headers
     assert 0.8 < float(hit.headers["x-asahi-cache-similarity"]) <= 1.0
     assert hit.headers["x-asahi-cost-usd"] == "0.000000000"
+    assert "similarity" in hit.headers["x-asahi-cache-reason"]  # e.g. "verifier accepted (p=0.97)"
     assert hit.parse().choices[0].message.content == first.parse().choices[0].message.content
 
 
-@pytest.mark.parametrize(("stored", "variant"), [
+@pytest.mark.parametrize(("stored", "variant", "why"), [
     ("Is it safe to eat raw eggs during pregnancy?",
-     "Is it not safe to eat raw eggs during pregnancy?"),
+     "Is it not safe to eat raw eggs during pregnancy?", "guard rejected (similarity 0.9"),
     ("What is the total price of 3 tickets at 25 dollars each?",
-     "What is the total price of 5 tickets at 25 dollars each?"),
-    ("How do I convert Celsius to Fahrenheit?", "How do I convert Fahrenheit to Celsius?"),
+     "What is the total price of 5 tickets at 25 dollars each?", "miss: similarity 0."),
+    ("How do I convert Celsius to Fahrenheit?", "How do I convert Fahrenheit to Celsius?",
+     "direction swapped: fahrenheit -> celsius vs celsius -> fahrenheit"),
 ])
-def test_negated_or_changed_variant_is_a_miss(gateway, live_tenant, stored, variant) -> None:
+def test_negated_or_changed_variant_is_a_miss(gateway, live_tenant, stored, variant, why) -> None:
+    """And the miss says why, in `X-Asahi-Cache-Reason`."""
     key = live_tenant.infer.raw
     assert _ask(gateway, key, stored).headers["x-asahi-cache"] == "miss"
     wait_for_semantic_entries(live_tenant.org.pk, 1)
-    assert _ask(gateway, key, variant).headers["x-asahi-cache"] == "miss"
+    missed = _ask(gateway, key, variant)
+    assert missed.headers["x-asahi-cache"] == "miss"
+    assert why in missed.headers["x-asahi-cache-reason"]
 
 
 def test_infer_reports_the_semantic_decision(gateway, live_tenant) -> None:
@@ -56,3 +61,28 @@ def test_infer_reports_the_semantic_decision(gateway, live_tenant) -> None:
     assert "semantic_cache" in second["optimization_techniques"]
     assert any("similarity" in t for t in second["optimization_techniques"])  # the reason
     assert second["cost"] == 0 and second["cost_savings_percent"] == 100.0
+
+
+def test_infer_reports_why_the_semantic_tier_refused(gateway, live_tenant) -> None:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {live_tenant.infer.raw}"}
+    body = {"prompt": "How do I convert kilometres to miles?", "model_override": "gpt-4o-mini"}
+    httpx.post(f"{gateway}/infer", json=body, headers=headers, timeout=30).raise_for_status()
+    wait_for_semantic_entries(live_tenant.org.pk, 1)
+    body["prompt"] = "How do I convert miles to kilometres?"
+    response = httpx.post(f"{gateway}/infer", json=body, headers=headers, timeout=30)
+    techniques = response.json()["optimization_techniques"]
+    assert response.json()["cache_tier"] == 0
+    assert any(t.startswith("guard rejected") for t in techniques), techniques
+    assert response.headers["x-asahi-cache-reason"].startswith("guard rejected")
+
+
+def test_cache_reason_header_is_printable_ascii() -> None:
+    from inference.api import header_safe
+
+    reason = "guard rejected (similarity 0.990): names differ: zürich\r\nx-evil: 1 vs 東京"
+    safe = header_safe(reason)
+    assert safe.isascii() and "\n" not in safe and "\r" not in safe
+    assert safe.startswith("guard rejected (similarity 0.990): names differ: z\\xfcrich")
+    assert len(header_safe("x" * 1000)) == 300
