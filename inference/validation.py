@@ -131,9 +131,9 @@ def validate_chat_body(body: dict[str, Any]) -> None:
 def cache_mode(body: dict[str, Any], cache_control: str) -> str:
     """The body's ``cache`` field or the request's ``Cache-Control`` header, whichever is stricter.
 
-    ``Cache-Control: no-cache`` / ``no-store`` mean what they mean in HTTP (and to Helicone's and
-    LiteLLM's users): do not answer from the cache / do not store the answer either. Other
-    directives (``max-age``, ...) are ignored. ``body["cache"]`` must already be validated."""
+    ``Cache-Control: no-cache`` / ``no-store`` mean what they mean in HTTP: do not answer from
+    the cache / do not store the answer either. Other directives (``max-age``, ...) are ignored.
+    ``body["cache"]`` must already be validated."""
     modes = [body.get("cache") or "default"]
     modes += [d.strip().lower() for d in cache_control.split(",")
               if d.strip().lower() in ("no-cache", "no-store")]
