@@ -33,11 +33,12 @@ def slow_upstream(fake_upstream: Any, latency_ms: int = 400) -> Iterator[None]:
         fake_upstream.config.latency_ms = old
 
 
-def stream_answer(base: str, key: str, text: str) -> tuple[dict[str, str], str, str | None, int]:
+def stream_answer(base: str, key: str, text: str, **kw: Any,
+                  ) -> tuple[dict[str, str], str, str | None, int]:
     """Headers, text, finish reason and completion tokens of one streamed answer."""
     raw = client_for(base, key).chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": text}], stream=True,
-        stream_options={"include_usage": True})
+        stream_options={"include_usage": True}, **kw)
     body, finish, tokens = "", None, 0
     for chunk in raw.parse():
         if chunk.usage:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
-from caching.models import SemanticEntry
+from tests.caching.live import stream_answer, wait_for_semantic_entries
 from tests.conftest import make_tenant
 from tests.inference.conftest import client_for
 
@@ -45,36 +44,23 @@ def test_other_organization_never_gets_the_exact_answer(gateway, live_tenant, fa
     assert _ask(gateway, other.infer.raw, prompt).headers["x-asahi-cache"] == "exact"
 
 
-def _wait_for_entries(org_id: uuid.UUID, n: int, timeout: float = 10.0) -> int:
-    deadline = time.monotonic() + timeout
-    count = 0
-    while time.monotonic() < deadline:
-        count = SemanticEntry.objects.filter(organization_id=org_id).count()
-        if count >= n:
-            break
-        time.sleep(0.05)
-    return count
-
-
+@pytest.mark.usefixtures("warm_embedder")
 def test_other_organization_never_gets_the_semantic_answer(gateway, live_tenant) -> None:
-    try:
-        from caching.semantic.embedders import get_local_embedder
-
-        get_local_embedder().embed(["warm up"])  # the first load exceeds the lookup's budget
-    except Exception as exc:  # pragma: no cover - depends on the optional embedder package
-        pytest.skip(f"local embedder unavailable: {exc!r}")
     other = make_tenant("live-initech")
     tag = uuid.uuid4().hex[:6]
     stored = f"How do I reset my password on the portal {tag}?"
     paraphrase = f"How can I reset my password on the portal {tag}?"
     assert _ask(gateway, live_tenant.infer.raw, stored).headers["x-asahi-cache"] == "miss"
-    assert _wait_for_entries(live_tenant.org.pk, 1) == 1
+    wait_for_semantic_entries(live_tenant.org.pk, 1)
     own = _ask(gateway, live_tenant.infer.raw, paraphrase)
     # The paraphrase is a semantic hit for the organization that stored the answer...
     assert own.headers["x-asahi-cache"] == "semantic", own.headers
-    # ...and a miss for another organization, with the same paraphrase or the stored prompt
-    # (no-store, so B's own answer to the paraphrase cannot serve B's second question).
+    # ...and a miss for another organization, with the same paraphrase (plain or streamed) or the
+    # stored prompt (no-store, so B's own answer to the paraphrase cannot serve B's next question).
     assert _ask(gateway, other.infer.raw, paraphrase, "no-store").headers["x-asahi-cache"] == "miss"
+    streamed, _, _, _ = stream_answer(gateway, other.infer.raw, paraphrase,
+                                      extra_headers={"Cache-Control": "no-store"})
+    assert streamed["x-asahi-cache"] == "miss"
     assert _ask(gateway, other.infer.raw, stored).headers["x-asahi-cache"] == "miss"
 
 
