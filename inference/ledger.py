@@ -39,6 +39,7 @@ class LedgerRow:
     routing_reason: str = ""
     cache_tier: int = 0
     cache_similarity: float | None = None
+    cache_reason: str = ""
     status: str = "ok"
     http_status: int = 200
     error_code: str = ""

@@ -90,6 +90,10 @@ class InferenceEvent(models.Model):
     routing_reason = models.TextField(blank=True)
     cache_tier = models.PositiveSmallIntegerField(choices=CacheTier.choices, default=CacheTier.MISS)
     cache_similarity = models.FloatField(null=True, blank=True)
+    # Why the semantic tier served or refused a stored answer (X-Asahi-Cache-Reason), for audits
+    # of false hits and misses. A database default too, so raw inserts (bench_analytics) need not
+    # name it.
+    cache_reason = models.CharField(max_length=300, blank=True, default="", db_default="")
     status = models.CharField(max_length=16, choices=EventStatus.choices, default=EventStatus.OK)
     http_status = models.PositiveSmallIntegerField(default=200)
     error_code = models.CharField(max_length=64, blank=True)

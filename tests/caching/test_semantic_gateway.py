@@ -76,6 +76,12 @@ def test_infer_reports_why_the_semantic_tier_refused(gateway, live_tenant) -> No
     assert response.json()["cache_tier"] == 0
     assert any(t.startswith("guard rejected") for t in techniques), techniques
     assert response.headers["x-asahi-cache-reason"].startswith("guard rejected")
+    from inference.ledger import ledger
+    from inference.models import InferenceEvent
+
+    ledger.flush()
+    event = InferenceEvent.objects.get(request_id=response.json()["request_id"])
+    assert event.cache_tier == 0 and event.cache_reason.startswith("guard rejected")
 
 
 def test_cache_reason_header_is_printable_ascii() -> None:

@@ -48,6 +48,7 @@ def test_streamed_paraphrase_is_a_semantic_hit(gateway, live_tenant) -> None:
     ledger.flush()
     event = InferenceEvent.objects.get(request_id=hit["x-request-id"])
     assert event.cache_tier == 2 and event.cost_usd == 0 and event.stream
+    assert event.cache_reason == hit["x-asahi-cache-reason"]  # the audit trail of the decision
 
 
 def test_streamed_negated_variant_is_a_miss(gateway, live_tenant) -> None:
