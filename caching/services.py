@@ -334,22 +334,22 @@ def scope_index_create(*, scope: ScopeSize, concurrently: bool = True,
         if not locked:
             return None
         state = _index_state(cur, name)
+        valid, options = state if state is not None else (False, frozenset())
         existing = SemanticScopeIndex.objects.filter(scope_key=scope.scope_key).first()
-        if state is not None and state[0]:
-            if state[1] == graph_options():
-                if existing is not None:
-                    return existing
-            else:
-                # Both graphs carry the scope's predicate, so the planner may use either
-                # while they coexist; the rename only touches the catalogue.
-                fresh = f"{name}_next"
-                _drop(cur, fresh, concurrently=concurrently)  # a leftover of a failed run
-                _build_graph(cur, name=fresh, scope_key=scope.scope_key, rows=scope.rows,
-                             concurrently=concurrently)
-                _drop(cur, name, concurrently=concurrently)
-                cur.execute(f'ALTER INDEX "{fresh}" RENAME TO "{name}"')
-                logger.info("scope %s: graph rebuilt with %s (was %s)", scope.scope_key,
-                            sorted(graph_options()), sorted(state[1]))
+        if valid and options == graph_options():
+            if existing is not None:
+                return existing
+        elif valid:
+            # Built with other options. Both graphs carry the scope's predicate, so the planner
+            # may use either while they coexist; the rename only touches the catalogue.
+            fresh = f"{name}_next"
+            _drop(cur, fresh, concurrently=concurrently)  # a leftover of a failed run
+            _build_graph(cur, name=fresh, scope_key=scope.scope_key, rows=scope.rows,
+                         concurrently=concurrently)
+            _drop(cur, name, concurrently=concurrently)
+            cur.execute(f'ALTER INDEX "{fresh}" RENAME TO "{name}"')
+            logger.info("scope %s: graph rebuilt with %s (was %s)", scope.scope_key,
+                        sorted(graph_options()), sorted(options))
         else:
             if state is not None:  # invalid: a failed concurrent build
                 _drop(cur, name, concurrently=concurrently)
