@@ -252,6 +252,12 @@ ASAHI_KEY_CACHE_SECONDS = env_float("ASAHI_KEY_CACHE_SECONDS", 5.0, minimum=0.0)
 ASAHI_SEMANTIC_EMBEDDER = env_str("ASAHI_SEMANTIC_EMBEDDER", "local").strip()
 if ASAHI_SEMANTIC_EMBEDDER.partition(":")[0] not in {"local", "openai", "cohere"}:
     raise ConfigError("ASAHI_SEMANTIC_EMBEDDER must be local, openai[:model] or cohere[:model]")
+# Which prompts the semantic tier serves: "en" (what the shipped embedder and thresholds were
+# calibrated on; other languages get the exact tier only) or "all" (a multilingual embedder that
+# the operator has calibrated, e.g. with a policy threshold). See caching.semantic.coverage.
+ASAHI_SEMANTIC_LANGUAGES = env_str("ASAHI_SEMANTIC_LANGUAGES", "en").strip().lower()
+if ASAHI_SEMANTIC_LANGUAGES not in {"en", "all"}:
+    raise ConfigError("ASAHI_SEMANTIC_LANGUAGES must be en or all")
 # Read by caching.semantic.embedders (which also runs without Django); checked here so that a bad
 # value stops start-up instead of silently turning the semantic tier off.
 env_int("ASAHI_EMBED_THREADS", 0, minimum=0)

@@ -249,7 +249,7 @@ def _lookup_sync(call: GatewayCall, plan: Plan, embedder: Any, vector: Any, quer
     refusals: list[str] = []
     for entry_id, prompt, answer, similarity in rows:
         decision = decide(query=query, candidate=prompt, similarity=similarity, task_type=task,
-                          thresholds=thresholds)
+                          thresholds=thresholds, languages=settings.ASAHI_SEMANTIC_LANGUAGES)
         if decision.hit:
             call.semantic_reason = decision.reason
             from caching.models import SemanticEntry
@@ -277,6 +277,12 @@ async def semantic_lookup(*, call: GatewayCall, plan: Plan
         return None
     query = _query_text(call)
     if query is None:
+        return None
+    from caching.semantic.coverage import outside
+
+    uncovered = outside(query, settings.ASAHI_SEMANTIC_LANGUAGES)
+    if uncovered is not None:  # exact tier only; nothing embedded, so nothing stored either
+        call.semantic_reason = f"semantic tier off: {uncovered}"
         return None
     embedder = _embedder()
     if embedder is None:

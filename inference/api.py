@@ -316,6 +316,8 @@ async def infer(request: HttpRequest) -> HttpResponse:
         "cost_savings_percent": savings,
         "optimization_techniques": resp.techniques,
         "task_type": resp.task_type,
+        # Why the semantic tier served or refused a stored answer (X-Asahi-Cache-Reason).
+        "cache_reason": call.semantic_reason if resp.cache_tier in (0, 2) else "",
     }
     return _json(data, headers=_headers(call, model=resp.model.name, tier=resp.cache_tier,
                                         similarity=resp.similarity, cost=resp.cost))

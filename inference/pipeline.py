@@ -373,12 +373,9 @@ async def _lookup_caches(call: GatewayCall, p: Plan, catalogue: Catalogue, diges
 
         found = await semantic_lookup(call=call, plan=p)
         if found is None:
-            reason = call.semantic_reason
-            if reason and not reason.startswith("semantic_bypass") and reason not in p.techniques:
-                p.techniques.append(reason)  # why the semantic tier said no
-            return None
-        hit, similarity, why = found
-        tier, techniques = 2, ["semantic_cache", why]
+            return None  # why the semantic tier said no is call.semantic_reason, not a technique
+        hit, similarity, _why = found
+        tier, techniques = 2, ["semantic_cache"]
     model = catalogue.get(hit.model) or p.chain[0]
     result = _from_cache(hit)
     baseline = pricing.baseline_cost(_baseline_model(call, catalogue), result.usage)

@@ -85,6 +85,7 @@ INFER_RESPONSE = {
         "cost_savings_percent": {"type": "number"},
         "optimization_techniques": {"type": "array", "items": {"type": "string"}},
         "task_type": {"type": "string"},
+        "cache_reason": {"type": "string"},
     },
 }
 

@@ -23,7 +23,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from caching.semantic.features import FEATURE_NAMES, analyze, features, guard_violation
+from caching.semantic.coverage import outside
+from caching.semantic.features import (
+    FEATURE_NAMES,
+    analyze,
+    features,
+    guard_violation,
+    normalize,
+)
 from caching.semantic.verifier import VERIFIER_PATH, TreeEnsemble
 
 logger = logging.getLogger(__name__)
@@ -104,8 +111,12 @@ def thresholds_for(task_type: str) -> Thresholds:
 
 
 def _same_text(a: str, b: str) -> bool:
-    # Case, spacing and punctuation aside, the same words in the same order.
-    return analyze(a).tokens == analyze(b).tokens
+    # Case, spacing and punctuation aside, the same words in the same order. Texts with no
+    # tokens at all (punctuation only) are compared whole: empty is not "the same".
+    tokens_a, tokens_b = analyze(a).tokens, analyze(b).tokens
+    if tokens_a or tokens_b:
+        return tokens_a == tokens_b
+    return normalize(a).casefold().split() == normalize(b).casefold().split()
 
 
 def decide(
@@ -115,14 +126,20 @@ def decide(
     similarity: float,
     task_type: str = "default",
     thresholds: Thresholds | None = None,
+    languages: str = "en",
 ) -> Decision:
     """Decide whether ``candidate``'s cached answer may be served for ``query``.
 
     ``similarity`` is the cosine between their embeddings (from the same embedder that the
-    thresholds were calibrated for: the local one unless configured otherwise).
+    thresholds were calibrated for: the local one unless configured otherwise). ``languages``
+    is what that calibration covers (:mod:`caching.semantic.coverage`).
     """
     limits = thresholds or thresholds_for(task_type)
     sim = float(similarity)
+    for text in (query, candidate):
+        uncovered = outside(text, languages)
+        if uncovered is not None:
+            return Decision(False, sim, f"semantic tier off: {uncovered}")
     if _same_text(query, candidate):
         return Decision(True, sim, "same text (case and punctuation aside)")
     if sim < limits.low:

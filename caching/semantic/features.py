@@ -9,15 +9,45 @@ units, a swapped direction, another programming language, or another kind of que
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import regex
 
-_TOKEN_RE = re.compile(
-    r"[A-Za-z]+[+#]+|[A-Za-z]+(?:['\u2019][a-z]+)?|\d+(?:[.,]\d+)*[kK]?\b|\d+(?:[.,]\d+)*|[+#]+"
+# Unicode-aware throughout (NFKC, casefold, Unicode letters): an ASCII-only pattern drops every
+# Cyrillic, Arabic or CJK letter, so all such prompts compare as the same (empty) text, and
+# "Zürich" reads as "rich". Scripts written without spaces (Han, kana, Thai...) have no word
+# boundaries to find, so each of their characters is a token of its own.
+_UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}"
+_LETTER = rf"[[\p{{L}}\p{{M}}]--[{_UNSPACED}]]"
+_ARROW = r"->|=>|[\u2192\u21d2\u27f6\u27f9\u2794\u279c]"
+_TOKEN_RE = regex.compile(
+    rf"(?:{_ARROW})|{_LETTER}+[+#]+|{_LETTER}+(?:'\p{{Ll}}+)?|\d+(?:[.,]\d+)*[kK]?\b|\d+(?:[.,]\d+)*"
+    rf"|[+#]+|[{_UNSPACED}]|\p{{So}}",
+    regex.V1,
 )
-_WORD_RE = re.compile(r"[A-Za-z][A-Za-z+#.']*|\d+(?:[.,]\d+)*")
+_WORD_RE = regex.compile(
+    rf"{_LETTER}[[\p{{L}}\p{{M}}+#.']--[{_UNSPACED}]]*|\d+(?:[.,]\d+)*", regex.V1
+)
+_ARROWS = regex.compile(_ARROW)
+_POSSESSIVE = re.compile(r"'s$")
+_NON_LATIN = regex.compile(r"[[\p{L}\p{M}]--[\p{Latin}\p{Inherited}]]", regex.V1)
+_WORD_END = re.compile(r"'s?$")
+# Decimal digits of every script as ASCII ("١٥" is 15); NFKC leaves most of them alone.
+_DIGITS = {
+    i: str(unicodedata.decimal(chr(i)))
+    for i in range(0x80, 0x10000)
+    if unicodedata.category(chr(i)) == "Nd"
+}
+
+
+def normalize(text: str) -> str:
+    """NFKC with every script's digits as ASCII and the typographic apostrophe as "'"."""
+    return unicodedata.normalize("NFKC", text).translate(_DIGITS).replace("\u2019", "'")
+
 
 STOPWORDS = frozenset(
     [
@@ -193,8 +223,20 @@ NEGATIONS = frozenset(
         "unsafe",
         "illegal",
         "impossible",
+        # Other languages' negations (the semantic tier serves them only with an embedder
+        # configured for them, see caching.semantic.coverage; the guard should still know them).
+        "nicht", "kein", "keine", "keinen", "keiner", "nie", "niemals",  # de
+        "pas", "jamais", "aucun", "aucune",  # fr
+        "nunca", "jamás", "ningún", "ninguna", "não", "non", "mai", "niet", "geen", "nooit",
+        "не", "нет", "ни", "никогда", "ні", "немає",  # ru, uk
+        "δεν", "μη", "μην", "όχι",  # el
+        "לא", "אין", "אל",  # he
+        "لا", "ليس", "ليست", "لم", "لن", "غير",  # ar
+        "नहीं", "न", "मत",  # hi
     ]
 )
+# Negation inside a word, where there are no word boundaries to find (ja, zh, ko).
+NEGATION_MARKERS = ("ない", "ません", "不", "没", "沒", "別", "别", "未", "않", "못", "없")
 
 NUMBER_WORDS = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
@@ -299,6 +341,9 @@ class TextInfo:
     question_kind: str | None
     directed: frozenset[tuple[str, str]]
     trigrams: frozenset[str]
+    # Letters outside the Latin script: the English word lists above do not apply, so the guards
+    # fall back to what holds in any language (see _unlisted_language_violation).
+    non_latin: bool
 
 
 def _stem(word: str) -> str:
@@ -347,29 +392,32 @@ def _directed_pairs(tokens: tuple[str, ...]) -> frozenset[tuple[str, str]]:
 @lru_cache(maxsize=4096)
 def analyze(text: str) -> TextInfo:
     """Tokenise and annotate ``text`` (results are memoised: cached prompts repeat)."""
-    text = text.replace("\u2019", "'")
-    lower = text.lower()
+    text = normalize(text)
+    lower = text.casefold()
     raw_words = _WORD_RE.findall(text)
-    tokens = tuple(re.sub(r"'s$", "", t.lower()) for t in _TOKEN_RE.findall(text))
+    tokens = tuple(
+        "->" if _ARROWS.fullmatch(t) else _POSSESSIVE.sub("", t.casefold())
+        for t in _TOKEN_RE.findall(text)
+    )
     numbers = {_number(t) for t in tokens if t[0].isdigit()}
     numbers |= {NUMBER_WORDS[t] for t in tokens if t in NUMBER_WORDS and t != "one"}
-    words = [re.sub(r"['\u2019]s?$", "", w.rstrip(".")) for w in raw_words]
+    words = [_WORD_END.sub("", w.rstrip(".")) for w in raw_words]
     # In Title Case Text capitals say nothing about names.
     title_case = sum(w[:1].isupper() for w in words) > 0.6 * max(len(words), 1)
     names = (
         set()
         if title_case
         else {
-            w.lower()
+            w.casefold()
             for i, w in enumerate(words)
             # Capitalised inside the sentence (not after a full stop) and not a function word.
             if i > 0
             and w[:1].isupper()
-            and w.lower() not in STOPWORDS
-            and w.lower() not in NEGATIONS
+            and w.casefold() not in STOPWORDS
+            and w.casefold() not in NEGATIONS
             and not raw_words[i - 1].endswith(".")
-            and w.lower() not in UNITS
-            and w.lower() not in LANGUAGES
+            and w.casefold() not in UNITS
+            and w.casefold() not in LANGUAGES
             and w != "I"
         }
     )
@@ -394,10 +442,12 @@ def analyze(text: str) -> TextInfo:
         names=frozenset(names),
         units=frozenset(UNITS[t] for t in tokens if t in UNITS),
         languages=frozenset(languages),
-        negated=any(t in NEGATIONS or t.endswith("n't") for t in tokens),
+        negated=any(t in NEGATIONS or t.endswith("n't") for t in tokens)
+        or any(m in text for m in NEGATION_MARKERS),
         question_kind=_question_kind(lower),
         directed=_directed_pairs(tokens),
         trigrams=trigrams,
+        non_latin=bool(_NON_LATIN.search(text)),
     )
 
 
@@ -471,6 +521,40 @@ def guard_violation(query: str, candidate: str) -> str | None:
         and q.question_kind != c.question_kind
     ):
         return f"different question: {q.question_kind} vs {c.question_kind}"
+    if q.non_latin or c.non_latin:
+        return _unlisted_language_violation(q, c)
+    return None
+
+
+def _stems(info: TextInfo) -> list[str]:
+    # A language-blind stem: the first four letters of a word ("русского" and "русский" agree),
+    # or the character itself in scripts written without spaces.
+    return [t[:4] for t in info.tokens if t not in STOPWORDS]
+
+
+def _letter_pairs(info: TextInfo) -> Counter[str]:
+    letters = "".join(info.tokens)
+    return Counter(letters[i : i + 2] for i in range(len(letters) - 1))
+
+
+def _unlisted_language_violation(q: TextInfo, c: TextInfo) -> str | None:
+    """Guards for scripts whose names, units and direction words are in no list here (only with
+    ASAHI_SEMANTIC_LANGUAGES=all): without knowing which word is a name, two texts that differ by
+    one word, or hold the same words in another order ("from A to B" / "from B to A"), may not
+    stand in for each other."""
+    q_stems, c_stems = _stems(q), _stems(c)
+    if sorted(q_stems) == sorted(c_stems) and q_stems != c_stems:
+        return "word order differs"
+    # The same letters in another order, where affixes hide the words ("מעברית לאנגלית" /
+    # "מאנגלית לעברית"): nearly the same letter pairs, not the same sequence.
+    q_pairs, c_pairs = _letter_pairs(q), _letter_pairs(c)
+    union = sum((q_pairs | c_pairs).values())
+    if union and q_pairs != c_pairs and sum((q_pairs & c_pairs).values()) / union >= 0.75 \
+            and q.tokens != c.tokens and len(q.tokens) == len(c.tokens):
+        return "word order differs"
+    q_only, c_only = set(q_stems) - set(c_stems), set(c_stems) - set(q_stems)
+    if len(q_only) == 1 and len(c_only) == 1:
+        return f"one word differs: {q_only.pop()}… vs {c_only.pop()}…"
     return None
 
 
