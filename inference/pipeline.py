@@ -30,6 +30,7 @@ from asahi_project.errors import (
     UpstreamError,
 )
 from caching import exact
+from caching.bridge import SemanticScope, semantic_lookup, semantic_store
 from caching.keys import canonical_hash
 from caching.singleflight import Flight
 from caching.singleflight import join as join_flight
@@ -79,6 +80,8 @@ class GatewayCall:
     # served or refused a stored answer (the `X-Asahi-Cache-Reason` header).
     semantic_vector: tuple[str, Any] | None = None
     semantic_reason: str = ""
+    # Milliseconds per stage, for the `Server-Timing` header (where a request spent its time).
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -355,26 +358,60 @@ def _to_cache(result: ChatResult, model: ModelInfo, cost: Decimal) -> exact.Cach
     )
 
 
+def semantic_text(call: GatewayCall) -> str | None:
+    """The text tier 2 embeds, or None when the request is not eligible: the meaning of a
+    multi-turn conversation, or of a request with tools or a response format, is not the
+    meaning of its last message."""
+    if not call.semantic or not call.auth.policy.semantic_cache_enabled:
+        return None
+    req = call.chat
+    if req.tools or req.response_format:
+        return None
+    users = [m for m in req.messages if m.role == "user"]
+    others = [m for m in req.messages if m.role not in ("user", "system", "developer")]
+    if len(users) != 1 or others:
+        return None
+    system = " ".join(m.text() for m in req.messages if m.role in ("system", "developer"))
+    text = users[0].text().strip()
+    return f"{system}\n{text}".strip() if system else text
+
+
+def _semantic_scope(call: GatewayCall, p: Plan) -> SemanticScope:
+    policy = call.auth.policy
+    return SemanticScope(org_id=call.auth.org_id, model=p.chain[0].name, task_type=p.task_type,
+                         ttl_seconds=policy.cache_ttl_seconds,
+                         threshold=policy.semantic_threshold or None)
+
+
 async def _store(call: GatewayCall, p: Plan, model: ModelInfo, digest: str,
                  answer: exact.CachedAnswer) -> None:
     await exact.put(call.auth.org_id, digest, answer, call.auth.policy.cache_ttl_seconds)
-    from caching.bridge import semantic_store
-
-    semantic_store(call=call, plan=p, model=model, answer=answer)
+    query = semantic_text(call)
+    if call.semantic_vector is not None and query is not None:
+        semantic_store(query=query, scope=_semantic_scope(call, p), vector=call.semantic_vector,
+                       answer=answer)
 
 
 async def _lookup_caches(call: GatewayCall, p: Plan, catalogue: Catalogue, digest: str,
                          ) -> GatewayResponse | None:
+    t0 = time.perf_counter()
     hit = await exact.get(call.auth.org_id, digest)
+    call.timings["exact"] = _ms(t0)
     tier, similarity = 1, None
     techniques = ["cache_tier_1"]
     if hit is None:
-        from caching.bridge import semantic_lookup
-
-        found = await semantic_lookup(call=call, plan=p)
-        if found is None:
-            return None  # why the semantic tier said no is call.semantic_reason, not a technique
-        hit, similarity, _why = found
+        query = semantic_text(call)
+        if query is None:
+            return None
+        outcome = await semantic_lookup(query, _semantic_scope(call, p))
+        call.timings.update(embed=outcome.embed_ms, lookup=outcome.lookup_ms)
+        # Why the tier served or refused (X-Asahi-Cache-Reason); a reason is not a technique.
+        call.semantic_reason, call.semantic_vector = outcome.reason, outcome.vector
+        if outcome.bypassed and "semantic_bypass" not in p.techniques:
+            p.techniques.append("semantic_bypass")
+        if outcome.answer is None:
+            return None
+        hit, similarity = outcome.answer, outcome.similarity
         tier, techniques = 2, ["semantic_cache"]
     model = catalogue.get(hit.model) or p.chain[0]
     result = _from_cache(hit)
@@ -416,7 +453,9 @@ async def _cached_or_admit(call: GatewayCall, catalogue: Catalogue, flights: lis
     Shared by the plain and the streaming path, so both read the same tiers and deny alike."""
     p: Plan | None = None
     try:
+        t0 = time.perf_counter()
         p = await plan(call, catalogue)
+        call.timings["plan"] = _ms(t0)
         check_request_limits(call, p)
         may_read, may_write = cache_allowed(call)
         digest = cache_digest(call, p) if (may_read or may_write) else ""
@@ -430,9 +469,11 @@ async def _cached_or_admit(call: GatewayCall, catalogue: Catalogue, flights: lis
                 cached = await _lookup_caches(call, p, catalogue, digest)
                 if cached is not None:
                     return cached
+        t0 = time.perf_counter()
         admission = await enforcement.admit(auth=call.auth, chain=p.chain,
                                             input_tokens=p.input_tokens_est,
                                             max_output_tokens=p.max_output_tokens)
+        call.timings["admit"] = _ms(t0)
     except AsahiError as err:
         status = "rate_limited" if err.status == 429 else (
             "denied" if err.status in (402, 403) else "client_error")
@@ -452,6 +493,7 @@ async def _complete(call: GatewayCall, flights: list[Flight]) -> GatewayResponse
                                        admitted.admission)
     try:
         result, model, upstream_ms, notes = await call_upstream(call, p)
+        call.timings["upstream"] = upstream_ms
     except AsahiError as err:
         await enforcement.release(admission)
         record(call, model=p.chain[0], p=p, status="error", http_status=err.status,
@@ -461,16 +503,22 @@ async def _complete(call: GatewayCall, flights: list[Flight]) -> GatewayResponse
         await enforcement.release(admission)
         raise
     cost = pricing.cost_of(model, result.usage)
+    t0 = time.perf_counter()
     await enforcement.settle(admission, cost_usd=cost, tokens=result.usage.total_tokens)
+    call.timings["settle"] = _ms(t0)
     baseline = pricing.baseline_cost(_baseline_model(call, catalogue), result.usage)
     if may_write and result.finish_reason in ("stop", "tool_calls"):
+        t0 = time.perf_counter()
         await _store(call, p, model, digest, _to_cache(result, model, cost))
+        call.timings["store"] = _ms(t0)
     reason = p.reason if model is p.chain[0] else (
         f"{p.reason}; fell back to {model.name} after: {'; '.join(notes)}")
     p.reason = reason
+    t0 = time.perf_counter()
     latency = record(call, model=model, p=p, status="ok", http_status=200, usage=result.usage,
                      cost=cost, baseline=baseline, upstream_ms=upstream_ms,
                      response_text=result.content)
+    call.timings["ledger"] = _ms(t0)
     techniques = list(p.techniques)
     if model is not p.chain[0]:
         techniques.append("fallback")

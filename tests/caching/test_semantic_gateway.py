@@ -19,6 +19,10 @@ def test_paraphrase_is_semantic_hit_with_similarity_header(gateway, live_tenant)
     key = live_tenant.infer.raw
     first = _ask(gateway, key, "How do I reset my password on the customer portal?")
     assert first.headers["x-asahi-cache"] == "miss"
+    # Where the miss spent its time, per stage (W3C Server-Timing).
+    stages = dict(part.split(";dur=") for part in first.headers["server-timing"].split(", "))
+    assert {"plan", "exact", "embed", "lookup", "admit", "upstream", "settle", "store",
+            "ledger"} <= set(stages) and all(float(ms) >= 0 for ms in stages.values())
     wait_for_semantic_entries(live_tenant.org.pk, 1)
     hit = _ask(gateway, key, "How can I reset my password on the customer portal?")
     assert hit.headers["x-asahi-cache"] == "semantic", hit.headers

@@ -87,13 +87,9 @@ def gateway(asahi_url, transactional_db, catalogue):
     yield asahi_url
     # Background writes of the server (semantic-cache inserts) must finish before the test
     # database is truncated, or TRUNCATE and the insert's foreign-key lock deadlock.
-    import time as _time
+    from caching.bridge import store_writer
 
-    from caching import bridge
-
-    deadline = _time.monotonic() + 10
-    while bridge._pending and _time.monotonic() < deadline:
-        _time.sleep(0.02)
+    store_writer.wait(timeout=10)
     ledger.flush()
     invalidate_catalogue()
 
