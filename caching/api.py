@@ -10,10 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from asahi_project.client_ip import client_ip
 from caching import selectors, services
 from governance.api import StrictSerializer, resolve_org
 from governance.auth import AdminScope, AnalyticsScope, principal_of
-from governance.services import client_ip
 
 
 class CacheStatsView(APIView):

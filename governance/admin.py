@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from asahi_project.client_ip import client_ip
 from governance import services
 from governance.admin_base import AuditedModelAdmin, ReadOnlyAdmin
 from governance.models import ApiKey, AuditEvent, Membership, Organization, Policy
@@ -70,7 +71,7 @@ class OrganizationAdmin(AuditedModelAdmin):
             issued = services.api_key_issue(organization=org, actor=_actor(request),
                                             name="issued in admin", scopes=["all"],
                                             created_by=request.user,
-                                            ip=request.META.get("REMOTE_ADDR"))
+                                            ip=client_ip(request))
             _show_once(request, issued)
 
 
@@ -97,14 +98,14 @@ class ApiKeyAdmin(AuditedModelAdmin):
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:
             services.api_key_revoke(prefix=key.prefix, actor=_actor(request),
-                                    ip=request.META.get("REMOTE_ADDR"))
+                                    ip=client_ip(request))
         messages.success(request, f"Revoked {queryset.count()} key(s).")
 
     @admin.action(description="Rotate selected keys (revoke and issue a replacement)")
     def rotate_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in list(queryset):
             _show_once(request, services.api_key_rotate(prefix=key.prefix, actor=_actor(request),
-                                                        ip=request.META.get("REMOTE_ADDR")))
+                                                        ip=client_ip(request)))
 
 
 @admin.register(Policy)

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from asahi_project.client_ip import client_ip
 from asahi_project.errors import InvalidRequest, PermissionDenied
 from governance import selectors, services
 from governance.auth import AdminScope, Principal, principal_of
@@ -53,10 +54,17 @@ def resolve_org(principal: Principal, org_id: Any | None) -> Organization:
     return selectors.organization_get(org_id=org_id)
 
 
+class ClientIpThrottle(ScopedRateThrottle):
+    """DRF's scoped throttle keyed by `client_ip` (DRF's own key trusts X-Forwarded-For)."""
+
+    def get_ident(self, request: Request) -> str:
+        return client_ip(request) or "unknown"
+
+
 class SignupView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientIpThrottle]
     throttle_scope = "signup"
 
     class Input(StrictSerializer):
@@ -82,7 +90,7 @@ class SignupView(APIView):
         data.is_valid(raise_exception=True)
         result = services.signup(
             org_name=data.validated_data["org_name"], user_id=data.validated_data["user_id"],
-            email=data.validated_data.get("email") or None, ip=services.client_ip(request),
+            email=data.validated_data.get("email") or None, ip=client_ip(request),
         )
         return Response(
             self.Output({"org_id": str(result.organization.id), "org_name": result.organization.name,
@@ -136,7 +144,7 @@ class ApiKeysView(APIView):
         issued = services.api_key_issue(
             organization=org, actor=principal.actor, name=v.get("name", ""),
             scopes=v.get("scopes"), expires_in_days=v.get("expires_in_days"),
-            ip=services.client_ip(request), daily_budget_usd=v.get("daily_budget_usd"),
+            ip=client_ip(request), daily_budget_usd=v.get("daily_budget_usd"),
             monthly_budget_usd=v.get("monthly_budget_usd"), rpm_limit=v.get("rpm_limit"),
             tpm_limit=v.get("tpm_limit"), allowed_models=v.get("allowed_models"),
         )
@@ -163,7 +171,7 @@ class ApiKeyRevokeView(APIView):
 
             raise NotFound(f"API key {prefix} not found", code="api_key_not_found")
         key = services.api_key_revoke(prefix=prefix, actor=principal.actor,
-                                      ip=services.client_ip(request))
+                                      ip=client_ip(request))
         return Response(ApiKeyOutput(key).data)
 
 
@@ -223,7 +231,7 @@ class PolicyView(APIView):
         data.is_valid(raise_exception=True)
         policy = services.policy_update(organization=org, actor=principal.actor,
                                         changes=dict(data.validated_data),
-                                        ip=services.client_ip(request))
+                                        ip=client_ip(request))
         return Response(policy_payload(policy))
 
 

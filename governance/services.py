@@ -15,6 +15,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from asahi_project.client_ip import client_ip
 from asahi_project.errors import InvalidRequest, NotFound
 from asahi_project.request_id import current_request_id
 from governance.choices import VALID_SCOPES, Role, Scope
@@ -24,13 +25,6 @@ from governance.selectors import auth_cache
 
 logger = logging.getLogger("asahi.governance")
 User = get_user_model()
-
-
-def client_ip(request: Any) -> str | None:
-    if request is None:
-        return None
-    meta = getattr(request, "META", {})
-    return meta.get("REMOTE_ADDR") or None
 
 
 def audit_log(

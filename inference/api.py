@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from asahi_project.client_ip import client_ip
 from asahi_project.errors import (
     AsahiError,
     AuthenticationFailed,
@@ -71,7 +72,7 @@ async def authenticate(request: HttpRequest, *scopes: str) -> AuthContext:
     except AuthenticationFailed as err:
         shown = token[:14] if header and token and token.startswith("ask_") else "(none)"
         ledger.audit(AuditRow(action="auth_failure", actor="anonymous", organization_id=None,
-                              ip=request.META.get("REMOTE_ADDR"), request_id=current_request_id(),
+                              ip=client_ip(request), request_id=current_request_id(),
                               details={"reason": err.message, "key_prefix": shown,
                                        "path": request.path}))
         raise
@@ -156,7 +157,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         auth=auth, request_id=current_request_id(), endpoint="chat", chat=chat,
         routing=_routing_options(body),
         cache_mode=cache_mode(body, request.headers.get("Cache-Control", "")),
-        document_id=body.get("document_id"), client_ip=request.META.get("REMOTE_ADDR"),
+        document_id=body.get("document_id"), client_ip=client_ip(request),
         include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
     )
     if call.document_id:
@@ -290,7 +291,7 @@ async def infer(request: HttpRequest) -> HttpResponse:
         auth=auth, request_id=current_request_id(), endpoint="infer", chat=chat, routing=routing,
         cache_mode=cache_mode(body, request.headers.get("Cache-Control", "")),
         document_id=body.get("document_id"),
-        client_ip=request.META.get("REMOTE_ADDR"),
+        client_ip=client_ip(request),
     )
     if call.document_id:
         from caching.intermediate import infer_with_document
