@@ -28,6 +28,7 @@ from asahi_project.errors import (
     error_response,
 )
 from asahi_project.request_id import current_request_id
+from asahi_project.textrules import header_safe
 from governance.auth import bearer_token
 from governance.selectors import auth_cache, authenticate_key
 from governance.types import AuthContext
@@ -40,8 +41,9 @@ from inference.selectors import aget_catalogue
 from inference.validation import (
     cache_mode,
     parse_json,
-    validate_asahi_options,
     validate_chat_body,
+    validate_embeddings_body,
+    validate_infer_body,
 )
 
 CACHE_NAMES = {0: "miss", 1: "exact", 2: "semantic", 3: "intermediate"}
@@ -131,13 +133,6 @@ def _headers(call: pipeline.GatewayCall, *, model: str, tier: int, similarity: f
     if call.semantic_reason and tier in (0, 2):
         headers["X-Asahi-Cache-Reason"] = header_safe(call.semantic_reason)
     return headers
-
-
-def header_safe(text: str, limit: int = 300) -> str:
-    """Printable ASCII only: the reason quotes prompt words, which may be any Unicode (or a
-    newline, which would end the header)."""
-    flat = " ".join(text.split()).encode("ascii", "backslashreplace").decode("ascii")
-    return flat[:limit]
 
 
 @endpoint("POST")
@@ -251,26 +246,8 @@ async def infer(request: HttpRequest) -> HttpResponse:
     """The native API (seed contract): prompt in, answer plus cost, savings, cache tier and reason."""
     auth = await authenticate(request, "infer")
     body = parse_json(request.body, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    known = {"prompt", "task_id", "latency_budget_ms", "quality_threshold", "cost_budget",
-             "user_id", "organization_id", "routing_mode", "quality_preference",
-             "latency_preference", "model_override", "document_id", "max_tokens", "temperature",
-             "cache", "system"}
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidRequest("prompt is required and must be a non-empty string", param="prompt")
-    if len(prompt) > settings.ASAHI_MAX_PROMPT_CHARS:
-        from asahi_project.errors import PayloadTooLarge
-
-        raise PayloadTooLarge(f"prompt is {len(prompt)} characters; the limit is "
-                              f"{settings.ASAHI_MAX_PROMPT_CHARS}", code="prompt_too_large",
-                              param="prompt")
-    validate_asahi_options(body)
-    for name in ("task_id", "user_id", "organization_id", "document_id", "system"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            raise InvalidRequest(f"{name} must be a string", param=name)
+    validate_infer_body(body, max_prompt_chars=settings.ASAHI_MAX_PROMPT_CHARS)
+    prompt = body["prompt"]
     if body.get("organization_id") and body["organization_id"] != str(auth.org_id):
         raise PermissionDenied("organization_id does not match the API key's organization",
                                code="organization_forbidden")
@@ -356,7 +333,7 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
 
     auth = await authenticate(request, "infer")
     body = parse_json(request.body, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    validate_asahi_options({"cache": body.get("cache")})
+    validate_embeddings_body(body)
     data, headers = await create_embeddings(
         auth=auth, body=body, request_id=current_request_id(),
         cache=cache_mode(body, request.headers.get("Cache-Control", "")))
