@@ -17,24 +17,13 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from asahi_project.client_ip import client_ip
+from asahi_project.drf_input import MoneyField, StrictSerializer
 from asahi_project.errors import InvalidRequest, PermissionDenied
+from asahi_project.textrules import validate_name
 from governance import selectors, services
 from governance.auth import AdminScope, Principal, principal_of
 from governance.choices import FailureMode
 from governance.models import ApiKey, Organization, Policy
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects unknown fields, so a typo in a policy update is an error rather than silently ignored."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: ["unknown field"] for name in unknown}
-                )
-        return super().to_internal_value(data)
 
 
 def resolve_org(principal: Principal, org_id: Any | None) -> Organization:
@@ -71,9 +60,10 @@ class SignupView(APIView):
         class Meta:
             ref_name = "SignupInput"
 
-        org_name = serializers.CharField(max_length=120)
-        user_id = serializers.CharField(max_length=150)
-        email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
+        org_name = serializers.CharField(max_length=120, validators=[validate_name])
+        user_id = serializers.CharField(max_length=150, validators=[validate_name])
+        email = serializers.EmailField(required=False, allow_blank=True, allow_null=True,
+                                       validators=[validate_name])
 
     class Output(serializers.Serializer):
         class Meta:
@@ -116,17 +106,20 @@ class ApiKeysView(APIView):
         class Meta:
             ref_name = "ApiKeyCreateInput"
 
-        org_id = serializers.CharField(required=False, allow_blank=True)
-        name = serializers.CharField(required=False, allow_blank=True, max_length=120, default="")
-        scopes = serializers.ListField(child=serializers.CharField(), required=False)
+        org_id = serializers.CharField(required=False, allow_blank=True,
+                                       validators=[validate_name])
+        name = serializers.CharField(required=False, allow_blank=True, max_length=120, default="",
+                                     validators=[validate_name])
+        scopes = serializers.ListField(child=serializers.CharField(validators=[validate_name]),
+                                       required=False)
         expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=3650)
-        daily_budget_usd = serializers.DecimalField(max_digits=20, decimal_places=9,
-                                                    required=False, min_value=0)
-        monthly_budget_usd = serializers.DecimalField(max_digits=20, decimal_places=9,
-                                                      required=False, min_value=0)
+        daily_budget_usd = MoneyField(required=False, min_value=0)
+        monthly_budget_usd = MoneyField(required=False, min_value=0)
         rpm_limit = serializers.IntegerField(required=False, min_value=1)
         tpm_limit = serializers.IntegerField(required=False, min_value=1)
-        allowed_models = serializers.ListField(child=serializers.CharField(), required=False)
+        allowed_models = serializers.ListField(
+            child=serializers.CharField(max_length=120, validators=[validate_name]),
+            required=False)
 
     class Output(ApiKeyOutput):
         api_key = serializers.CharField(help_text="The raw key, shown only this once.")
@@ -176,17 +169,13 @@ class ApiKeyRevokeView(APIView):
 
 
 class PolicyIO(StrictSerializer):
-    daily_budget_usd = serializers.DecimalField(max_digits=20, decimal_places=9, min_value=0,
-                                                required=False, allow_null=True)
-    monthly_budget_usd = serializers.DecimalField(max_digits=20, decimal_places=9, min_value=0,
-                                                  required=False, allow_null=True)
-    max_cost_per_request_usd = serializers.DecimalField(max_digits=20, decimal_places=9,
-                                                        min_value=0, required=False,
-                                                        allow_null=True)
-    allowed_models = serializers.ListField(child=serializers.CharField(max_length=120),
-                                           required=False)
-    allowed_providers = serializers.ListField(child=serializers.CharField(max_length=120),
-                                              required=False)
+    daily_budget_usd = MoneyField(min_value=0, required=False, allow_null=True)
+    monthly_budget_usd = MoneyField(min_value=0, required=False, allow_null=True)
+    max_cost_per_request_usd = MoneyField(min_value=0, required=False, allow_null=True)
+    allowed_models = serializers.ListField(
+        child=serializers.CharField(max_length=120, validators=[validate_name]), required=False)
+    allowed_providers = serializers.ListField(
+        child=serializers.CharField(max_length=120, validators=[validate_name]), required=False)
     rpm_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     tpm_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     cache_enabled = serializers.BooleanField(required=False)
@@ -198,8 +187,10 @@ class PolicyIO(StrictSerializer):
     pii_redaction = serializers.BooleanField(required=False)
     retention_days = serializers.IntegerField(min_value=0, max_value=3650, required=False)
     redis_failure_mode = serializers.ChoiceField(choices=FailureMode.choices, required=False)
-    reference_model = serializers.CharField(max_length=120, required=False)
-    alert_emails = serializers.ListField(child=serializers.EmailField(), required=False)
+    reference_model = serializers.CharField(max_length=120, required=False,
+                                            validators=[validate_name])
+    alert_emails = serializers.ListField(
+        child=serializers.EmailField(validators=[validate_name]), required=False)
     alert_webhook_url = serializers.URLField(required=False, allow_blank=True)
     freeze_keys_on_anomaly = serializers.BooleanField(required=False)
 
