@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from analytics import selectors
 from analytics.models import SentAlert
+from asahi_project.textrules import escape_unsafe
 from governance.models import ApiKey, Organization, Policy
 from governance.services import audit_log
 
@@ -70,7 +71,10 @@ def notify(*, policy: Policy, subject: str, payload: dict[str, Any]) -> None:
     """Email the policy's recipients now; POST its webhook once the transaction commits."""
     if policy.alert_emails:
         try:
-            send_mail(subject=subject, message=json.dumps(payload, indent=2, default=str),
+            # Names stored before the identifier rules may still hold a newline or a bidi
+            # override; Django refuses the first in a header, and neither belongs there.
+            send_mail(subject=escape_unsafe(subject),
+                      message=json.dumps(payload, indent=2, default=str),
                       from_email=settings.DEFAULT_FROM_EMAIL,
                       recipient_list=list(policy.alert_emails))
         except Exception as exc:

@@ -12,6 +12,7 @@ from django.shortcuts import render
 
 from analytics import selectors
 from analytics.api import summary_payload
+from analytics.templatetags.money import format_usd
 from governance.models import Membership, Organization
 
 
@@ -34,7 +35,7 @@ def _bars(points: Sequence[tuple[Any, float]], *, width: int = 720, height: int 
         h = value / top * (height - 10)
         bars.append({"x": round(i * step, 2), "y": round(height - h, 2),
                      "w": round(max(step - 1, 1), 2), "h": round(h, 2),
-                     "label": f"{at:%Y-%m-%d %H:00}: {value:.6g}"})  # type: ignore[str-format]
+                     "label": f"{at:%Y-%m-%d %H:00}: {format_usd(value)}"})  # type: ignore[str-format]
     return bars
 
 
@@ -44,7 +45,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if not orgs:
         raise PermissionDenied("you are not a member of any organization")
     wanted = request.GET.get("org_id")
-    org = next((o for o in orgs if str(o.id) == wanted), None) if wanted else orgs[0]
+    if not wanted:  # open on the organization with traffic, not the alphabetically first one
+        active = selectors.most_recently_active_org(org_ids=[o.id for o in orgs])
+        wanted = str(active or orgs[0].id)
+    org = next((o for o in orgs if str(o.id) == wanted), None)
     if org is None:
         raise PermissionDenied("you cannot view this organization")
     period = request.GET.get("period") or "7d"

@@ -7,6 +7,7 @@ confusing error on the first request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from urllib.parse import urlparse
 
@@ -77,3 +78,17 @@ def env_url(name: str, *, schemes: tuple[str, ...]) -> str | None:
     if parsed.scheme not in schemes:
         raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}")
     return raw
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def env_networks(name: str) -> list[IPNetwork]:
+    """A comma list of IP addresses or CIDR blocks (``10.0.0.0/8, 192.0.2.7``); empty when unset."""
+    networks: list[IPNetwork] = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or CIDR block") from exc
+    return networks

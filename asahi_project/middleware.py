@@ -41,6 +41,46 @@ class RequestIdMiddleware:
         return response
 
 
+class NulGuardMiddleware:
+    """A 400 naming the parameter for NUL in the URL path or query string (`%00`), before any view
+    passes it to PostgreSQL, which cannot hold it (bodies are checked by their parsers)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            if iscoroutinefunction(self.get_response):
+                async def refuse() -> HttpResponseBase:
+                    return refusal
+
+                return refuse()
+            return refusal
+        return self.get_response(request)
+
+    @staticmethod
+    def _refusal(request: HttpRequest) -> HttpResponseBase | None:
+        from asahi_project.errors import InvalidRequest, error_response
+
+        param = None
+        if "\x00" in request.path_info:
+            param = "path"
+        elif "%00" in request.META.get("QUERY_STRING", ""):
+            param = next((k for k, values in request.GET.lists()
+                          if "\x00" not in k and any("\x00" in v for v in values)), "query")
+        if param is None:
+            return None
+        return error_response(InvalidRequest(
+            f"{param} must not contain a NUL character (U+0000)", param=param,
+            code="invalid_characters"))
+
+
 # Middleware the hot path skips: the inference views are csrf_exempt and never read the session, the
 # user or messages, and WhiteNoise only answers static URLs. Each of these is sync-only, so on an
 # async view it costs a thread hop per request.

@@ -18,6 +18,7 @@ from asahi_project.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_str,
     env_url,
 )
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "asahi_project.middleware.RequestIdMiddleware",
+    "asahi_project.middleware.NulGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -173,6 +175,11 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool(
     "TRUST_X_FORWARDED_PROTO", False
 ) else None
+# Client addresses (signup throttle, audit rows) come from the socket. Behind a reverse proxy, name
+# it in ASAHI_TRUSTED_PROXIES (or set TRUST_X_FORWARDED_FOR when every peer is the proxy) so the
+# address it appends to X-Forwarded-For is used instead; see asahi_project.client_ip.
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
+ASAHI_TRUSTED_PROXIES = env_networks("ASAHI_TRUSTED_PROXIES")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ASAHI_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
@@ -216,7 +223,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["asahi_project.drf_input.StrictJSONParser"],
     "EXCEPTION_HANDLER": "asahi_project.errors.drf_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

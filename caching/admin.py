@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from asahi_project.client_ip import client_ip
 from caching import services
 from caching.models import IntermediateResult, SemanticEntry
 
@@ -47,7 +48,7 @@ class SemanticEntryAdmin(_ReadOnly):
         for org_id, pk in queryset.values_list("organization_id", "pk"):
             done += services.cache_invalidate(organization_id=org_id, scope="entry",
                                               entry_id=pk, actor=_actor(request),
-                                              ip=request.META.get("REMOTE_ADDR")).semantic_rows
+                                              ip=client_ip(request)).semantic_rows
         messages.success(request, f"Invalidated {done} semantic entries.")
 
 
@@ -67,7 +68,7 @@ class IntermediateResultAdmin(_ReadOnly):
                                                      "document_hash").distinct():
             result = services.cache_invalidate(organization_id=org_id, scope="entry",
                                                entry_id=doc_hash, actor=_actor(request),
-                                               ip=request.META.get("REMOTE_ADDR"))
+                                               ip=client_ip(request))
             keys_n += result.intermediate_keys
             rows_n += result.intermediate_rows
         messages.success(request, f"Invalidated {rows_n} digest rows ({keys_n} Redis keys).")

@@ -10,10 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from asahi_project.client_ip import client_ip
+from asahi_project.drf_input import StrictSerializer
+from asahi_project.textrules import validate_name
 from caching import selectors, services
-from governance.api import StrictSerializer, resolve_org
+from governance.api import resolve_org
 from governance.auth import AdminScope, AnalyticsScope, principal_of
-from governance.services import client_ip
 
 
 class CacheStatsView(APIView):
@@ -78,11 +80,13 @@ class CacheInvalidateView(APIView):
         class Meta:
             ref_name = "CacheInvalidateInput"
 
-        org_id = serializers.CharField(required=False, allow_blank=True)
+        org_id = serializers.CharField(required=False, allow_blank=True,
+                                       validators=[validate_name])
         scope = serializers.ChoiceField(choices=services.SCOPES)
-        model = serializers.CharField(required=False, max_length=120)
+        model = serializers.CharField(required=False, max_length=120, validators=[validate_name])
         older_than_seconds = serializers.IntegerField(required=False, min_value=0)
-        entry_id = serializers.CharField(required=False, max_length=128)
+        entry_id = serializers.CharField(required=False, max_length=128,
+                                         validators=[validate_name])
 
     @extend_schema(request=Input, responses={200: inline_serializer("CacheInvalidation", {
         "scope": serializers.CharField(), "exact_keys": serializers.IntegerField(),

@@ -128,7 +128,7 @@ def cache_invalidate(*, organization_id: uuid.UUID, scope: str, actor: str,
         inter = inter.filter(created_at__lt=since)
     elif scope == "entry":
         ident = str(entry_id or "").strip().lower()
-        if ident.isdigit():
+        if ident.isascii() and ident.isdigit():  # str.isdigit() is also true for "²"
             exact_n = t3_n = 0
             semantic = semantic.filter(pk=int(ident))
             inter = inter.none()

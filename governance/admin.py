@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from asahi_project.client_ip import client_ip
+from asahi_project.textrules import validate_name
 from governance import services
 from governance.admin_base import AuditedModelAdmin, ReadOnlyAdmin
 from governance.models import ApiKey, AuditEvent, Membership, Organization, Policy
@@ -52,8 +55,26 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class OrganizationForm(forms.ModelForm):
+    name = forms.CharField(max_length=120, validators=[validate_name])
+
+    class Meta:
+        model = Organization
+        fields = ["name", "is_active"]
+
+
+class ApiKeyForm(forms.ModelForm):
+    name = forms.CharField(max_length=120, required=False, validators=[validate_name])
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "scopes", "expires_at", "frozen_at", "frozen_reason", "daily_budget_usd",
+                  "monthly_budget_usd", "rpm_limit", "tpm_limit", "allowed_models"]
+
+
 @admin.register(Organization)
 class OrganizationAdmin(AuditedModelAdmin):
+    form = OrganizationForm
     list_display = ["name", "id", "is_active", "created_at"]
     search_fields = ["name", "id"]
     list_filter = ["is_active"]
@@ -70,12 +91,13 @@ class OrganizationAdmin(AuditedModelAdmin):
             issued = services.api_key_issue(organization=org, actor=_actor(request),
                                             name="issued in admin", scopes=["all"],
                                             created_by=request.user,
-                                            ip=request.META.get("REMOTE_ADDR"))
+                                            ip=client_ip(request))
             _show_once(request, issued)
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(AuditedModelAdmin):
+    form = ApiKeyForm
     list_display = ["prefix", "organization", "name", "scopes", "created_at", "expires_at",
                     "revoked_at", "last_used_at"]
     list_filter: ClassVar[Any] = ["organization", ("revoked_at", admin.EmptyFieldListFilter)]
@@ -97,14 +119,14 @@ class ApiKeyAdmin(AuditedModelAdmin):
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:
             services.api_key_revoke(prefix=key.prefix, actor=_actor(request),
-                                    ip=request.META.get("REMOTE_ADDR"))
+                                    ip=client_ip(request))
         messages.success(request, f"Revoked {queryset.count()} key(s).")
 
     @admin.action(description="Rotate selected keys (revoke and issue a replacement)")
     def rotate_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in list(queryset):
             _show_once(request, services.api_key_rotate(prefix=key.prefix, actor=_actor(request),
-                                                        ip=request.META.get("REMOTE_ADDR")))
+                                                        ip=client_ip(request)))
 
 
 @admin.register(Policy)

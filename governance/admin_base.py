@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
 
+from asahi_project.client_ip import client_ip
 from governance.services import audit_log
 
 
@@ -27,7 +28,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
             organization=_org_of(obj),
             target_type=obj._meta.model_name,
             target_id=str(obj.pk),
-            ip=request.META.get("REMOTE_ADDR"),
+            ip=client_ip(request),
             details=details,
         )
 

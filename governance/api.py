@@ -16,24 +16,14 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from asahi_project.client_ip import client_ip
+from asahi_project.drf_input import MoneyField, StrictSerializer
 from asahi_project.errors import InvalidRequest, PermissionDenied
+from asahi_project.textrules import validate_name
 from governance import selectors, services
 from governance.auth import AdminScope, Principal, principal_of
 from governance.choices import FailureMode
 from governance.models import ApiKey, Organization, Policy
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects unknown fields, so a typo in a policy update is an error rather than silently ignored."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: ["unknown field"] for name in unknown}
-                )
-        return super().to_internal_value(data)
 
 
 def resolve_org(principal: Principal, org_id: Any | None) -> Organization:
@@ -53,19 +43,27 @@ def resolve_org(principal: Principal, org_id: Any | None) -> Organization:
     return selectors.organization_get(org_id=org_id)
 
 
+class ClientIpThrottle(ScopedRateThrottle):
+    """DRF's scoped throttle keyed by `client_ip` (DRF's own key trusts X-Forwarded-For)."""
+
+    def get_ident(self, request: Request) -> str:
+        return client_ip(request) or "unknown"
+
+
 class SignupView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientIpThrottle]
     throttle_scope = "signup"
 
     class Input(StrictSerializer):
         class Meta:
             ref_name = "SignupInput"
 
-        org_name = serializers.CharField(max_length=120)
-        user_id = serializers.CharField(max_length=150)
-        email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
+        org_name = serializers.CharField(max_length=120, validators=[validate_name])
+        user_id = serializers.CharField(max_length=150, validators=[validate_name])
+        email = serializers.EmailField(required=False, allow_blank=True, allow_null=True,
+                                       validators=[validate_name])
 
     class Output(serializers.Serializer):
         class Meta:
@@ -82,7 +80,7 @@ class SignupView(APIView):
         data.is_valid(raise_exception=True)
         result = services.signup(
             org_name=data.validated_data["org_name"], user_id=data.validated_data["user_id"],
-            email=data.validated_data.get("email") or None, ip=services.client_ip(request),
+            email=data.validated_data.get("email") or None, ip=client_ip(request),
         )
         return Response(
             self.Output({"org_id": str(result.organization.id), "org_name": result.organization.name,
@@ -108,17 +106,20 @@ class ApiKeysView(APIView):
         class Meta:
             ref_name = "ApiKeyCreateInput"
 
-        org_id = serializers.CharField(required=False, allow_blank=True)
-        name = serializers.CharField(required=False, allow_blank=True, max_length=120, default="")
-        scopes = serializers.ListField(child=serializers.CharField(), required=False)
+        org_id = serializers.CharField(required=False, allow_blank=True,
+                                       validators=[validate_name])
+        name = serializers.CharField(required=False, allow_blank=True, max_length=120, default="",
+                                     validators=[validate_name])
+        scopes = serializers.ListField(child=serializers.CharField(validators=[validate_name]),
+                                       required=False)
         expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=3650)
-        daily_budget_usd = serializers.DecimalField(max_digits=20, decimal_places=9,
-                                                    required=False, min_value=0)
-        monthly_budget_usd = serializers.DecimalField(max_digits=20, decimal_places=9,
-                                                      required=False, min_value=0)
+        daily_budget_usd = MoneyField(required=False, min_value=0)
+        monthly_budget_usd = MoneyField(required=False, min_value=0)
         rpm_limit = serializers.IntegerField(required=False, min_value=1)
         tpm_limit = serializers.IntegerField(required=False, min_value=1)
-        allowed_models = serializers.ListField(child=serializers.CharField(), required=False)
+        allowed_models = serializers.ListField(
+            child=serializers.CharField(max_length=120, validators=[validate_name]),
+            required=False)
 
     class Output(ApiKeyOutput):
         api_key = serializers.CharField(help_text="The raw key, shown only this once.")
@@ -136,7 +137,7 @@ class ApiKeysView(APIView):
         issued = services.api_key_issue(
             organization=org, actor=principal.actor, name=v.get("name", ""),
             scopes=v.get("scopes"), expires_in_days=v.get("expires_in_days"),
-            ip=services.client_ip(request), daily_budget_usd=v.get("daily_budget_usd"),
+            ip=client_ip(request), daily_budget_usd=v.get("daily_budget_usd"),
             monthly_budget_usd=v.get("monthly_budget_usd"), rpm_limit=v.get("rpm_limit"),
             tpm_limit=v.get("tpm_limit"), allowed_models=v.get("allowed_models"),
         )
@@ -163,22 +164,18 @@ class ApiKeyRevokeView(APIView):
 
             raise NotFound(f"API key {prefix} not found", code="api_key_not_found")
         key = services.api_key_revoke(prefix=prefix, actor=principal.actor,
-                                      ip=services.client_ip(request))
+                                      ip=client_ip(request))
         return Response(ApiKeyOutput(key).data)
 
 
 class PolicyIO(StrictSerializer):
-    daily_budget_usd = serializers.DecimalField(max_digits=20, decimal_places=9, min_value=0,
-                                                required=False, allow_null=True)
-    monthly_budget_usd = serializers.DecimalField(max_digits=20, decimal_places=9, min_value=0,
-                                                  required=False, allow_null=True)
-    max_cost_per_request_usd = serializers.DecimalField(max_digits=20, decimal_places=9,
-                                                        min_value=0, required=False,
-                                                        allow_null=True)
-    allowed_models = serializers.ListField(child=serializers.CharField(max_length=120),
-                                           required=False)
-    allowed_providers = serializers.ListField(child=serializers.CharField(max_length=120),
-                                              required=False)
+    daily_budget_usd = MoneyField(min_value=0, required=False, allow_null=True)
+    monthly_budget_usd = MoneyField(min_value=0, required=False, allow_null=True)
+    max_cost_per_request_usd = MoneyField(min_value=0, required=False, allow_null=True)
+    allowed_models = serializers.ListField(
+        child=serializers.CharField(max_length=120, validators=[validate_name]), required=False)
+    allowed_providers = serializers.ListField(
+        child=serializers.CharField(max_length=120, validators=[validate_name]), required=False)
     rpm_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     tpm_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     cache_enabled = serializers.BooleanField(required=False)
@@ -190,8 +187,10 @@ class PolicyIO(StrictSerializer):
     pii_redaction = serializers.BooleanField(required=False)
     retention_days = serializers.IntegerField(min_value=0, max_value=3650, required=False)
     redis_failure_mode = serializers.ChoiceField(choices=FailureMode.choices, required=False)
-    reference_model = serializers.CharField(max_length=120, required=False)
-    alert_emails = serializers.ListField(child=serializers.EmailField(), required=False)
+    reference_model = serializers.CharField(max_length=120, required=False,
+                                            validators=[validate_name])
+    alert_emails = serializers.ListField(
+        child=serializers.EmailField(validators=[validate_name]), required=False)
     alert_webhook_url = serializers.URLField(required=False, allow_blank=True)
     freeze_keys_on_anomaly = serializers.BooleanField(required=False)
 
@@ -223,7 +222,7 @@ class PolicyView(APIView):
         data.is_valid(raise_exception=True)
         policy = services.policy_update(organization=org, actor=principal.actor,
                                         changes=dict(data.validated_data),
-                                        ip=services.client_ip(request))
+                                        ip=client_ip(request))
         return Response(policy_payload(policy))
 
 

@@ -15,8 +15,10 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from asahi_project.client_ip import client_ip
 from asahi_project.errors import InvalidRequest, NotFound
 from asahi_project.request_id import current_request_id
+from asahi_project.textrules import check_name
 from governance.choices import VALID_SCOPES, Role, Scope
 from governance.keys import generate_raw_key, hash_key
 from governance.models import ApiKey, AuditEvent, Membership, Organization, Policy
@@ -24,13 +26,6 @@ from governance.selectors import auth_cache
 
 logger = logging.getLogger("asahi.governance")
 User = get_user_model()
-
-
-def client_ip(request: Any) -> str | None:
-    if request is None:
-        return None
-    meta = getattr(request, "META", {})
-    return meta.get("REMOTE_ADDR") or None
 
 
 def audit_log(
@@ -94,6 +89,9 @@ def organization_create(*, name: str, actor: str, ip: str | None = None) -> Orga
     name = name.strip()
     if not name:
         raise InvalidRequest("organization name must not be empty", param="org_name")
+    if len(name) > 120:
+        raise InvalidRequest("organization name must be at most 120 characters", param="org_name")
+    check_name(name, "org_name")
     if Organization.objects.filter(name__iexact=name).exists():
         raise InvalidRequest(f"organization {name!r} already exists", code="organization_exists",
                              param="org_name", status=409)

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from asahi_project.client_ip import client_ip
 from asahi_project.errors import (
     AsahiError,
     AuthenticationFailed,
@@ -27,6 +28,7 @@ from asahi_project.errors import (
     error_response,
 )
 from asahi_project.request_id import current_request_id
+from asahi_project.textrules import header_safe
 from governance.auth import bearer_token
 from governance.selectors import auth_cache, authenticate_key
 from governance.types import AuthContext
@@ -39,8 +41,9 @@ from inference.selectors import aget_catalogue
 from inference.validation import (
     cache_mode,
     parse_json,
-    validate_asahi_options,
     validate_chat_body,
+    validate_embeddings_body,
+    validate_infer_body,
 )
 
 CACHE_NAMES = {0: "miss", 1: "exact", 2: "semantic", 3: "intermediate"}
@@ -71,7 +74,7 @@ async def authenticate(request: HttpRequest, *scopes: str) -> AuthContext:
     except AuthenticationFailed as err:
         shown = token[:14] if header and token and token.startswith("ask_") else "(none)"
         ledger.audit(AuditRow(action="auth_failure", actor="anonymous", organization_id=None,
-                              ip=request.META.get("REMOTE_ADDR"), request_id=current_request_id(),
+                              ip=client_ip(request), request_id=current_request_id(),
                               details={"reason": err.message, "key_prefix": shown,
                                        "path": request.path}))
         raise
@@ -135,13 +138,6 @@ def _headers(call: pipeline.GatewayCall, *, model: str, tier: int, similarity: f
     return headers
 
 
-def header_safe(text: str, limit: int = 300) -> str:
-    """Printable ASCII only: the reason quotes prompt words, which may be any Unicode (or a
-    newline, which would end the header)."""
-    flat = " ".join(text.split()).encode("ascii", "backslashreplace").decode("ascii")
-    return flat[:limit]
-
-
 @endpoint("POST")
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     auth = await authenticate(request, "infer")
@@ -159,7 +155,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         auth=auth, request_id=current_request_id(), endpoint="chat", chat=chat,
         routing=_routing_options(body),
         cache_mode=cache_mode(body, request.headers.get("Cache-Control", "")),
-        document_id=body.get("document_id"), client_ip=request.META.get("REMOTE_ADDR"),
+        document_id=body.get("document_id"), client_ip=client_ip(request),
         include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
     )
     if call.document_id:
@@ -253,26 +249,8 @@ async def infer(request: HttpRequest) -> HttpResponse:
     """The native API (seed contract): prompt in, answer plus cost, savings, cache tier and reason."""
     auth = await authenticate(request, "infer")
     body = parse_json(request.body, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    known = {"prompt", "task_id", "latency_budget_ms", "quality_threshold", "cost_budget",
-             "user_id", "organization_id", "routing_mode", "quality_preference",
-             "latency_preference", "model_override", "document_id", "max_tokens", "temperature",
-             "cache", "system"}
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidRequest("prompt is required and must be a non-empty string", param="prompt")
-    if len(prompt) > settings.ASAHI_MAX_PROMPT_CHARS:
-        from asahi_project.errors import PayloadTooLarge
-
-        raise PayloadTooLarge(f"prompt is {len(prompt)} characters; the limit is "
-                              f"{settings.ASAHI_MAX_PROMPT_CHARS}", code="prompt_too_large",
-                              param="prompt")
-    validate_asahi_options(body)
-    for name in ("task_id", "user_id", "organization_id", "document_id", "system"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            raise InvalidRequest(f"{name} must be a string", param=name)
+    validate_infer_body(body, max_prompt_chars=settings.ASAHI_MAX_PROMPT_CHARS)
+    prompt = body["prompt"]
     if body.get("organization_id") and body["organization_id"] != str(auth.org_id):
         raise PermissionDenied("organization_id does not match the API key's organization",
                                code="organization_forbidden")
@@ -293,7 +271,7 @@ async def infer(request: HttpRequest) -> HttpResponse:
         auth=auth, request_id=current_request_id(), endpoint="infer", chat=chat, routing=routing,
         cache_mode=cache_mode(body, request.headers.get("Cache-Control", "")),
         document_id=body.get("document_id"),
-        client_ip=request.META.get("REMOTE_ADDR"),
+        client_ip=client_ip(request),
     )
     if call.document_id:
         from caching.intermediate import infer_with_document
@@ -360,7 +338,7 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
 
     auth = await authenticate(request, "infer")
     body = parse_json(request.body, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    validate_asahi_options({"cache": body.get("cache")})
+    validate_embeddings_body(body)
     data, headers = await create_embeddings(
         auth=auth, body=body, request_id=current_request_id(),
         cache=cache_mode(body, request.headers.get("Cache-Control", "")))

@@ -36,7 +36,8 @@ CHAT_REQUEST = {
     "type": "object",
     "required": ["model", "messages"],
     "properties": {
-        "model": {"type": "string", "description": "A catalogue model, or `auto` for the router"},
+        "model": {"type": "string", "maxLength": 120,
+                  "description": "A catalogue model, or `auto` for the router"},
         "messages": {"type": "array", "items": {"type": "object", "properties": {
             "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
             "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
@@ -45,12 +46,21 @@ CHAT_REQUEST = {
             "tool_call_id": {"type": "string"}}}},
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
         "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-        "max_tokens": {"type": "integer"}, "max_completion_tokens": {"type": "integer"},
+        "presence_penalty": {"type": "number", "minimum": -2, "maximum": 2},
+        "frequency_penalty": {"type": "number", "minimum": -2, "maximum": 2},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "max_completion_tokens": {"type": "integer", "minimum": 1},
+        "n": {"type": "integer", "minimum": 1, "maximum": 1}, "seed": {"type": "integer"},
+        "logprobs": {"type": "boolean"},
+        "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
+        "parallel_tool_calls": {"type": "boolean"},
         "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "tools": {"type": "array", "items": {"type": "object"}},
         "tool_choice": {"oneOf": [{"type": "string"}, {"type": "object"}]},
-        "response_format": {"type": "object"}, "user": {"type": "string"},
-        "stream": {"type": "boolean"}, "stream_options": {"type": "object"},
+        "response_format": {"type": "object"}, "user": {"type": "string", "maxLength": 200},
+        "stream": {"type": "boolean"}, "stream_options": {"type": "object", "properties": {
+            "include_usage": {"type": "boolean"}}},
+        "model_override": {"type": "string", "maxLength": 120},
         "fallbacks": {"type": "array", "items": {"type": "string"},
                       "description": "Models to try if an explicit model fails"},
         "document_id": {"type": "string", "description": "Tier 3: one user message that holds "
@@ -64,11 +74,15 @@ INFER_REQUEST = {
     "required": ["prompt"],
     "properties": {
         "prompt": {"type": "string", "minLength": 1, "maxLength": 100000},
-        "task_id": {"type": "string"}, "user_id": {"type": "string"},
-        "organization_id": {"type": "string"}, "model_override": {"type": "string"},
-        "document_id": {"type": "string", "description": "Tier 3: prompt holds <document>...</document>"},
-        "system": {"type": "string"}, "max_tokens": {"type": "integer"},
-        "temperature": {"type": "number"},
+        "task_id": {"type": "string", "maxLength": 200},
+        "user_id": {"type": "string", "maxLength": 200},
+        "organization_id": {"type": "string"},
+        "model_override": {"type": "string", "maxLength": 120},
+        "document_id": {"type": "string", "minLength": 1, "maxLength": 200,
+                        "description": "Tier 3: prompt holds <document>...</document>"},
+        "system": {"type": "string"},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
         **ASAHI_OPTIONS,
     },
 }
@@ -96,11 +110,12 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 def _op(op_id: str, summary: str, tag: str, request: dict[str, Any] | None,
-        response: dict[str, Any], errors: tuple[int, ...], description: str = "") -> dict[str, Any]:
+        response: dict[str, Any], errors: tuple[int, ...], description: str = "",
+        ok: int = 200) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": op_id, "summary": summary, "description": description, "tags": [tag],
         "security": [{"bearerAuth": []}],
-        "responses": {"200": {"description": "OK", "content": {"application/json": {
+        "responses": {str(ok): {"description": "OK", "content": {"application/json": {
             "schema": response}}}, **_errors(*errors)},
     }
     if request is not None:
@@ -124,7 +139,8 @@ def add_gateway_paths(result: dict[str, Any], generator: Any, request: Any, publ
     paths["/v1/embeddings"] = {"post": _op(
         "embeddings_create", "OpenAI-compatible embeddings (cached exactly)", "inference",
         {"type": "object", "required": ["model", "input"], "properties": {
-            "model": {"type": "string"},
+            "model": {"type": "string", "maxLength": 120},
+            "cache": ASAHI_OPTIONS["cache"],
             "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}}},
         {"type": "object"}, (400, 401, 404, 429, 502))}
     paths["/v1/models"] = {"get": _op("v1_models_list", "Models (OpenAI list format)", "inference", None,
@@ -134,9 +150,11 @@ def add_gateway_paths(result: dict[str, Any], generator: Any, request: Any, publ
     paths["/feedback"] = {"post": _op(
         "feedback_create", "Rate an answer", "inference",
         {"type": "object", "required": ["request_id"], "properties": {
-            "request_id": {"type": "string"}, "rating": {"type": "integer", "minimum": 1, "maximum": 5},
-            "thumbs": {"type": "string", "enum": ["up", "down"]}, "comment": {"type": "string"}}},
-        {"type": "object"}, (400, 401, 404, 409))}
+            "request_id": {"type": "string", "maxLength": 128},
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "thumbs": {"type": "string", "enum": ["up", "down"]},
+            "comment": {"type": "string", "maxLength": 4000}}},
+        {"type": "object"}, (400, 401, 404, 409), ok=201)}
     paths["/health"] = {"get": {"operationId": "health_retrieve", "summary": "Health of every component", "tags": ["health"],
                                 "security": [], "responses": {
                                     "200": {"description": "OK"},

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from asahi_project.errors import InvalidRequest, PayloadTooLarge
+from asahi_project.textrules import check_json_text, check_name
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 ROUTING_MODES = ("autopilot", "guided", "explicit")
@@ -24,6 +25,7 @@ def parse_json(body: bytes, max_bytes: int) -> dict[str, Any]:
         raise InvalidRequest(f"malformed JSON body: {exc}", code="invalid_json") from exc
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object", code="invalid_json")
+    check_json_text(data, body)
     return data
 
 
@@ -49,6 +51,39 @@ def _int(body: dict[str, Any], name: str, lo: int, hi: int) -> int | None:
     return value
 
 
+def _bool(body: dict[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{name} must be true or false", param=name)
+    return value
+
+
+def _name(body: dict[str, Any], name: str, max_length: int, *, param: str | None = None,
+          required: bool = False) -> str | None:
+    """An identifier: a string of at most `max_length` characters (the ledger column's width)
+    without control or bidirectional-formatting characters."""
+    value = body.get(name)
+    param = param or name
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise InvalidRequest(f"{param} must be a{' non-empty' if required else ''} string",
+                             param=param)
+    if len(value) > max_length:
+        raise InvalidRequest(f"{param} must be at most {max_length} characters", param=param)
+    return check_name(value, param)
+
+
+def _text(body: dict[str, Any], name: str, *, param: str | None = None) -> str | None:
+    """Free text; NUL is refused for the whole body by `parse_json`."""
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest(f"{param or name} must be a string", param=param or name)
+    return value
+
+
 def _choice(body: dict[str, Any], name: str, valid: tuple[str, ...]) -> str | None:
     value = body.get(name)
     if value is None:
@@ -59,10 +94,17 @@ def _choice(body: dict[str, Any], name: str, valid: tuple[str, ...]) -> str | No
     return str(value)
 
 
+# Widths of the ledger columns these identifiers land in (InferenceEvent.model and .user).
+MODEL_NAME_MAX = 120
+USER_MAX = 200
+ID_MAX = 200
+
+
 def validate_chat_body(body: dict[str, Any]) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("model is required (a catalogue model or 'auto')", param="model")
+    _name(body, "model", MODEL_NAME_MAX)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages must be a non-empty array", param="messages")
@@ -91,11 +133,30 @@ def validate_chat_body(body: dict[str, Any]) -> None:
         if m.get("role") == "tool" and not isinstance(m.get("tool_call_id"), str):
             raise InvalidRequest(f"{where}.tool_call_id is required for tool messages",
                                  param=f"{where}.tool_call_id")
+        _name(m, "tool_call_id", ID_MAX, param=f"{where}.tool_call_id")
+        _name(m, "name", ID_MAX, param=f"{where}.name")
+        _tool_calls(m, where)
     _num(body, "temperature", 0, 2)
     _num(body, "top_p", 0, 1)
+    _num(body, "presence_penalty", -2, 2)
+    _num(body, "frequency_penalty", -2, 2)
     _int(body, "max_tokens", 1, 1_000_000)
     _int(body, "max_completion_tokens", 1, 1_000_000)
     _int(body, "n", 1, 1)
+    _int(body, "seed", -(2**63), 2**63 - 1)
+    _int(body, "top_logprobs", 0, 20)
+    _bool(body, "stream")
+    _bool(body, "logprobs")
+    _bool(body, "parallel_tool_calls")
+    _name(body, "user", USER_MAX)
+    _name(body, "model_override", MODEL_NAME_MAX)
+    fallbacks = body.get("fallbacks")
+    if fallbacks is not None:
+        if not isinstance(fallbacks, list):
+            raise InvalidRequest("fallbacks must be an array of model names", param="fallbacks")
+        for i in range(len(fallbacks)):
+            _name({"f": fallbacks[i]}, "f", MODEL_NAME_MAX, param=f"fallbacks[{i}]",
+                  required=True)
     stop = body.get("stop")
     if stop is not None and not (isinstance(stop, str) or (
             isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))):
@@ -122,10 +183,59 @@ def validate_chat_body(body: dict[str, Any]) -> None:
     so = body.get("stream_options")
     if so is not None and not isinstance(so, dict):
         raise InvalidRequest("stream_options must be an object", param="stream_options")
-    doc = body.get("document_id")
-    if doc is not None and not (isinstance(doc, str) and doc):
-        raise InvalidRequest("document_id must be a non-empty string", param="document_id")
+    if so:
+        _bool(so, "include_usage")
+    _name(body, "document_id", ID_MAX, required=body.get("document_id") is not None)
     validate_asahi_options(body)
+
+
+def _tool_calls(m: dict[str, Any], where: str) -> None:
+    calls = m.get("tool_calls")
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise InvalidRequest(f"{where}.tool_calls must be an array", param=f"{where}.tool_calls")
+    for j, c in enumerate(calls):
+        at = f"{where}.tool_calls[{j}]"
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(fn, dict):
+            raise InvalidRequest(f"{at}.function must be an object", param=f"{at}.function")
+        _name(fn, "name", ID_MAX, param=f"{at}.function.name", required=True)
+        _text(fn, "arguments", param=f"{at}.function.arguments")
+        _name(c, "id", ID_MAX, param=f"{at}.id")
+
+
+INFER_FIELDS = frozenset({
+    "prompt", "task_id", "latency_budget_ms", "quality_threshold", "cost_budget", "user_id",
+    "organization_id", "routing_mode", "quality_preference", "latency_preference",
+    "model_override", "document_id", "max_tokens", "temperature", "cache", "system"})
+
+
+def validate_infer_body(body: dict[str, Any], *, max_prompt_chars: int) -> None:
+    """``POST /infer``: every field's type and range, as strictly as the chat endpoint."""
+    unknown = sorted(set(body) - INFER_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequest("prompt is required and must be a non-empty string", param="prompt")
+    if len(prompt) > max_prompt_chars:
+        raise PayloadTooLarge(f"prompt is {len(prompt)} characters; the limit is "
+                              f"{max_prompt_chars}", code="prompt_too_large", param="prompt")
+    _text(body, "system")
+    _name(body, "user_id", USER_MAX)
+    _name(body, "model_override", MODEL_NAME_MAX)
+    for name in ("task_id", "organization_id"):
+        _name(body, name, ID_MAX)
+    _name(body, "document_id", ID_MAX, required=body.get("document_id") is not None)
+    _int(body, "max_tokens", 1, 1_000_000)
+    _num(body, "temperature", 0, 2)
+    validate_asahi_options(body)
+
+
+def validate_embeddings_body(body: dict[str, Any]) -> None:
+    _name(body, "model", MODEL_NAME_MAX, required=True)
+    validate_asahi_options({"cache": body.get("cache")})
 
 
 def cache_mode(body: dict[str, Any], cache_control: str) -> str:

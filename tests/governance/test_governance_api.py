@@ -54,6 +54,7 @@ def test_signup_is_throttled_per_ip(client: Client, settings) -> None:
     from rest_framework.settings import api_settings
     from rest_framework.throttling import ScopedRateThrottle
 
+    saved = ScopedRateThrottle.THROTTLE_RATES
     api_settings.reload()
     ScopedRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
     try:
@@ -61,6 +62,7 @@ def test_signup_is_throttled_per_ip(client: Client, settings) -> None:
                  for i in range(3)]
     finally:
         cache.clear()
+        ScopedRateThrottle.THROTTLE_RATES = saved  # later tests get the configured rate back
     assert codes == [201, 201, 429]
 
 
