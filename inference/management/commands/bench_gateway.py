@@ -72,7 +72,7 @@ def unique_bodies(seed: int) -> Iterator[bytes]:
 
 
 async def _run(url: str, bodies: Iterator[bytes], headers: dict[str, str], n: int, conc: int
-               ) -> dict[str, float]:
+               ) -> dict[str, Any]:
     import aiohttp
 
     latencies: list[float] = []
