@@ -113,6 +113,20 @@ def test_a_poisoned_buffer_writes_the_good_rows_and_sets_the_bad_ones_aside(
     assert _counted("event") - counted["event"] == 2
 
 
+def test_feedback_answers_normally_with_a_poisoned_buffer(client: Client, tenant) -> None:
+    org = tenant.org.id
+    ledger.append(_row(org, "poison-temperature", temperature={}))
+    ledger.append(_row(org, "rated", task_type="chat"))
+    ledger.append(_row(org, "poison-nul", user="\x00"))
+    response = client.post("/feedback", {"request_id": "rated", "thumbs": "up"},
+                           content_type="application/json", **tenant.headers("infer"))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert {k: body[k] for k in ("request_id", "model", "rating", "task_type")} == {
+        "request_id": "rated", "model": "gpt-4o-mini", "rating": 5, "task_type": "chat"}
+    assert ledger.pending() == 0
+
+
 def test_dead_letters_are_shown_read_only_in_the_admin(client: Client, tenant) -> None:
     ledger.append(_row(tenant.org.id, "bad-for-admin", temperature=[]))
     ledger.flush()
