@@ -27,7 +27,13 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import Q
 from django.utils import timezone
 
@@ -289,7 +295,7 @@ class LedgerBuffer:
                 time.sleep(delay)  # the database is unreachable; rows wait in the buffer
             else:
                 if not self.pending():
-                    self._wake.wait()  # idle: no polling until append() or audit() wakes us
+                    self._idle()
                 self._wake.clear()
                 if self.pending() < settings.ASAHI_LEDGER_BATCH:  # let a batch gather
                     self._wake.wait(settings.ASAHI_LEDGER_FLUSH_SECONDS)
@@ -308,6 +314,16 @@ class LedgerBuffer:
                 logger.exception("ledger_flush_failed")
             finally:
                 close_old_connections()
+
+    def _idle(self) -> None:
+        """Sleep until append() or audit() wakes us: no polling. A connection kept for reuse
+        (CONN_MAX_AGE) is handed back once it has aged out, at the cost of one wake-up."""
+        max_age = connection.settings_dict.get("CONN_MAX_AGE") or 0  # None: kept for good
+        if connection.connection is not None and max_age:
+            if self._wake.wait(max_age + 1):
+                return
+            close_old_connections()
+        self._wake.wait()
 
     def flush(self) -> int:
         """Write everything buffered; returns the number of ledger rows written.
