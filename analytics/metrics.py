@@ -37,10 +37,14 @@ __all__ = [
     "CIRCUIT_STATE",
     "CONTENT_TYPE_LATEST",
     "COST_USD",
+    "LEDGER_DEAD_LETTERS",
+    "LEDGER_DROPPED",
     "REQUESTS",
     "TOKENS",
     "UPSTREAM_LATENCY",
     "CircuitState",
+    "count_ledger_dead_letter",
+    "count_ledger_dropped",
     "observe_request",
     "observe_upstream",
     "render_latest",
@@ -133,6 +137,19 @@ CIRCUIT_STATE = _metric(
     multiprocess_mode="max",
 )
 
+LEDGER_DEAD_LETTERS = _metric(
+    Counter,
+    "asahi_ledger_dead_letters_total",
+    "Buffered rows the ledger writer could not insert and set aside (kind: event, payload, audit).",
+    ("kind",),
+)
+LEDGER_DROPPED = _metric(
+    Counter,
+    "asahi_ledger_dropped_total",
+    "Rows dropped because the ledger buffer was full while the database was unreachable.",
+    ("kind",),
+)
+
 
 class CircuitState:
     CLOSED = 0
@@ -196,6 +213,16 @@ def set_budget_utilization(*, org: str, period: str, spent_usd: float, limit_usd
 def set_circuit_state(*, provider: str, model: str, state: int | str) -> None:
     """Publish a breaker transition (0/"closed", 1/"half_open", 2/"open")."""
     CIRCUIT_STATE.labels(provider=provider, model=model).set(CircuitState.value_of(state))
+
+
+def count_ledger_dead_letter(*, kind: str) -> None:
+    """Count one row the ledger writer set aside (see inference.models.LedgerDeadLetter)."""
+    LEDGER_DEAD_LETTERS.labels(kind=kind).inc()
+
+
+def count_ledger_dropped(*, kind: str, rows: int = 1) -> None:
+    """Count rows lost because the ledger buffer hit its cap (ASAHI_LEDGER_MAX_PENDING)."""
+    LEDGER_DROPPED.labels(kind=kind).inc(rows)
 
 
 def render_latest() -> tuple[bytes, str]:

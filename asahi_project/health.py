@@ -71,9 +71,29 @@ def _providers() -> dict[str, object]:
             "configured": [{"name": n, "kind": k} for n, k in rows], "env_keys": env}
 
 
+def _ledger() -> dict[str, object]:
+    """This process's ledger writer (each server process has its own buffer)."""
+    from inference.ledger import ledger
+
+    state = ledger.state()
+    error = state.last_error
+    out: dict[str, object] = {
+        "status": "down" if state.failures else "ok",
+        "pending": state.pending, "written": state.written,
+        "dead_letters": state.dead_letters, "dropped": state.dropped,
+        # The error's type and time only: /health is public, and a message can quote a row's data.
+        "last_error": None if error is None else {"kind": error.kind, "type": error.type,
+                                                   "at": error.at.isoformat()},
+    }
+    if state.failures:
+        out["detail"] = (f"{state.failures} flush(es) could not reach the database; rows are kept "
+                         "in memory and retried")
+    return out
+
+
 def health(request: HttpRequest) -> JsonResponse:
     components = {"database": _database(), "redis": _redis(), "broker": _broker(),
-                  "providers": _providers()}
+                  "providers": _providers(), "ledger": _ledger()}
     db_ok = components["database"]["status"] == "ok"
     degraded = any(c.get("status") == "down" for c in components.values())
     status = "down" if not db_ok else ("degraded" if degraded else "ok")

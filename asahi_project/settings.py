@@ -274,6 +274,11 @@ ASAHI_UPSTREAM_TIMEOUT = env_float("ASAHI_UPSTREAM_TIMEOUT", 60.0, minimum=0.1)
 ASAHI_UPSTREAM_RETRIES = env_int("ASAHI_UPSTREAM_RETRIES", 2, minimum=0)
 ASAHI_LEDGER_FLUSH_SECONDS = env_float("ASAHI_LEDGER_FLUSH_SECONDS", 0.5, minimum=0.01)
 ASAHI_LEDGER_BATCH = env_int("ASAHI_LEDGER_BATCH", 500, minimum=1)
+# Rows (and, separately, audit rows) a process keeps while the database is unreachable; beyond
+# it new rows are dropped and counted (asahi_ledger_dropped_total) rather than exhausting memory.
+ASAHI_LEDGER_MAX_PENDING = env_int("ASAHI_LEDGER_MAX_PENDING", 100_000, minimum=1)
+if ASAHI_LEDGER_MAX_PENDING < ASAHI_LEDGER_BATCH:
+    raise ConfigError("ASAHI_LEDGER_MAX_PENDING must be at least ASAHI_LEDGER_BATCH")
 ASAHI_LOG_JSON = env_bool("ASAHI_LOG_JSON", True)
 
 LOGGING = {

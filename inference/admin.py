@@ -1,4 +1,5 @@
-"""Operator console for the model catalogue, providers (keys encrypted, write-only) and the ledger."""
+"""Operator console for the model catalogue, providers (keys encrypted, write-only), the ledger and
+the rows the ledger writer set aside."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from governance.admin_base import AuditedModelAdmin, ReadOnlyAdmin
-from inference.models import Feedback, InferenceEvent, ModelEndpoint, Provider
+from inference.models import (
+    Feedback,
+    InferenceEvent,
+    LedgerDeadLetter,
+    ModelEndpoint,
+    Provider,
+)
 
 
 class ProviderForm(forms.ModelForm):
@@ -74,3 +81,11 @@ class FeedbackAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "organization", "request_id", "model", "task_type", "rating",
                     "folded"]
     list_filter = ["rating", "folded", "model"]
+
+
+@admin.register(LedgerDeadLetter)
+class LedgerDeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "kind", "request_id", "organization_id", "error"]
+    list_filter: ClassVar[Any] = ["kind", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["request_id", "error"]
+    fields = ["created_at", "kind", "request_id", "organization_id", "error", "row"]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.apps import apps as django_apps
+from django.apps.registry import Apps
 from django.db import transaction
 
 TASKS = ("code", "math", "reasoning", "summarization", "extraction", "translation", "creative", "chat")
@@ -96,9 +98,18 @@ MODELS: tuple[CatalogueModel, ...] = (
 
 
 @transaction.atomic
-def seed_catalogue(*, update_prices: bool = False) -> dict[str, int]:
-    """Create the providers and models that are missing; optionally reset prices to the list above."""
-    from inference.models import ModelEndpoint, Provider
+def seed_catalogue(*, update_prices: bool = False, apps: Apps | None = None) -> dict[str, int]:
+    """Create the providers and models that are missing; optionally reset prices to the list above.
+
+    `apps` is a data migration's registry of historical models (inference 0006 seeds a fresh
+    database this way); by default the current models are used.
+    """
+    registry = apps if apps is not None else django_apps
+    Provider: Any = registry.get_model("inference", "Provider")
+    ModelEndpoint: Any = registry.get_model("inference", "ModelEndpoint")
+    # A historical model may predate a field set below; it then gets the field's default from
+    # the migration that adds it (and the shipped value from `seed_models --update-prices`).
+    known = {f.name for f in ModelEndpoint._meta.get_fields()}
 
     created = updated = 0
     providers = {}
@@ -118,6 +129,7 @@ def seed_catalogue(*, update_prices: bool = False) -> dict[str, int]:
             "quality": m.quality,
             "supports_tools": m.kind == "chat",
         }
+        values = {k: v for k, v in values.items() if k in known}
         obj, was_created = ModelEndpoint.objects.get_or_create(name=m.name, defaults=values)
         if was_created:
             created += 1

@@ -27,3 +27,9 @@ class CacheTier(models.IntegerChoices):
     EXACT = 1, "exact"
     SEMANTIC = 2, "semantic"
     INTERMEDIATE = 3, "intermediate"
+
+
+class DeadLetterKind(models.TextChoices):
+    EVENT = "event", "Ledger row"
+    PAYLOAD = "payload", "Stored prompt and answer (the ledger row itself was written)"
+    AUDIT = "audit", "Audit row"

@@ -8,7 +8,7 @@ from django.db import models
 
 from asahi_project.crypto import decrypt, encrypt
 from governance.models import ApiKey, Organization, money_field
-from inference.choices import CacheTier, EventStatus, ModelKind, ProviderKind
+from inference.choices import CacheTier, DeadLetterKind, EventStatus, ModelKind, ProviderKind
 
 
 class Provider(models.Model):
@@ -132,6 +132,28 @@ class InferencePayload(models.Model):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class LedgerDeadLetter(models.Model):
+    """A buffered row the ledger writer could not insert, kept with the error instead of blocking
+    every row after it. Written by inference.ledger; read in the admin; never retried by itself."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=16, choices=DeadLetterKind.choices)
+    request_id = models.CharField(max_length=128, blank=True, db_index=True)
+    organization = models.ForeignKey(Organization, null=True, blank=True,
+                                     on_delete=models.DO_NOTHING, db_constraint=False,
+                                     related_name="+")
+    error = models.TextField()
+    # The row's fields made JSON-safe; prompt and answer are left out (only their lengths): they
+    # are kept only for the policy's retention days, and a dead letter has no expiry.
+    row = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.request_id}"
 
 
 class Feedback(models.Model):

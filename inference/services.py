@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -11,6 +12,8 @@ from asahi_project.textrules import check_name
 from governance.types import AuthContext
 from inference.ledger import ledger
 from inference.models import Feedback, InferenceEvent
+
+logger = logging.getLogger("asahi.feedback")
 
 
 def _rating(body: dict[str, Any]) -> int:
@@ -44,7 +47,10 @@ def feedback_create(*, auth: AuthContext, body: dict[str, Any]) -> Feedback:
         raise InvalidRequest("comment must be a string of at most 4000 characters",
                              param="comment")
     rating = _rating(body)
-    ledger.flush()  # the request may still be in this process's buffer
+    try:
+        ledger.flush()  # the request may still be in this process's buffer
+    except Exception:  # the buffer holds other requests' rows too: their trouble is not ours
+        logger.warning("feedback_ledger_flush_failed", exc_info=True)
     event = (InferenceEvent.objects.filter(organization_id=auth.org_id, request_id=request_id,
                                            status="ok").only("model", "task_type").first())
     if event is None:

@@ -17,7 +17,11 @@ def test_health_ok(client: Client) -> None:
     body = client.get("/health").json()
     assert body["status"] in ("ok", "degraded")
     assert body["components"]["database"] == {"status": "ok", "pgvector": "0.6.2"}
-    assert {"redis", "broker", "providers"} <= set(body["components"])
+    assert {"redis", "broker", "providers", "ledger"} <= set(body["components"])
+    ledger = body["components"]["ledger"]
+    assert set(ledger) == {"status", "pending", "written", "dead_letters", "dropped",
+                           "last_error"}
+    assert ledger["status"] == "ok"
     assert body["version"] and body["uptime_seconds"] >= 0
 
 

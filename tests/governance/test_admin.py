@@ -23,7 +23,7 @@ def operator(client: Client) -> Client:
     "/admin/", "/admin/governance/organization/", "/admin/governance/apikey/",
     "/admin/governance/auditevent/", "/admin/governance/policy/",
     "/admin/inference/modelendpoint/", "/admin/inference/provider/",
-    "/admin/inference/inferenceevent/",
+    "/admin/inference/inferenceevent/", "/admin/inference/ledgerdeadletter/",
 ])
 def test_console_pages_load(operator: Client, tenant, catalogue, url: str) -> None:
     response = operator.get(url)
