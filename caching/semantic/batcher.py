@@ -6,7 +6,8 @@ next pass takes all of them (up to ``max_batch``). So the batch size follows the
 with no timer: at one connection every pass is a batch of one; at sixteen, the passes grow and
 each prompt costs less CPU (on 2 cores, ~2.9 ms of CPU per prompt in batches of 8 against ~4.3 ms
 alone, measured under load), and no more than one forward pass competes for the cores at a time
-(concurrent passes on executor threads oversubscribed them: 16 connections gave 62 req/s).
+(concurrent passes on executor threads oversubscribed them: the miss path at 16 connections gave
+57 req/s before this batcher and 84 with it, docs/benchmarks.md).
 """
 
 from __future__ import annotations
