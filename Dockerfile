@@ -17,4 +17,4 @@ ENV ASAHI_MODEL_CACHE=/app/.models
 RUN pip install --no-cache-dir . && python manage.py collectstatic --noinput -v 0 || true
 RUN python -c "from caching.semantic.embedders import get_local_embedder as g; g().embed(['warm'])"
 EXPOSE 8000
-CMD ["uvicorn", "asahi_project.asgi:application", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "asahi_project.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]

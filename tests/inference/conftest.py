@@ -43,7 +43,10 @@ def asahi_url(upstream_env, django_db_setup, django_db_blocker) -> Iterator[str]
     from asahi_project.asgi import application
 
     port = _free_port()
+    # proxy_headers=False as every launch of Asahi does (./asahi, Dockerfile, compose): client
+    # addresses are Asahi's decision (asahi_project.client_ip), not the server's.
     server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port,
+                                           proxy_headers=False,
                                            log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     with django_db_blocker.unblock():

@@ -151,7 +151,7 @@ class Command(BaseCommand):
              "--latency-ms", "0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         web = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "uvicorn", "asahi_project.asgi:application", "--port",
-             str(web_port), "--log-level", "warning", "--no-access-log"],
+             str(web_port), "--log-level", "warning", "--no-access-log", "--no-proxy-headers"],
             env=env, stdout=subprocess.DEVNULL, stderr=log)
         results: dict[str, Any] = {"requests": opts["requests"], "cpu_count": os.cpu_count()}
         try:
