@@ -367,13 +367,10 @@ class StoreWriter:
             return self._idle.wait_for(lambda: self._outstanding == 0, timeout)
 
     def _run(self) -> None:
+        from caching.semantic.batcher import take_batch
+
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < self.MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = take_batch(self._queue, self.MAX_BATCH)
             try:
                 self._write(batch)
             finally:

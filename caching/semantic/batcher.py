@@ -16,9 +16,24 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 logger = logging.getLogger("asahi.cache")
+
+
+T = TypeVar("T")
+
+
+def take_batch(source: queue.SimpleQueue[T], limit: int) -> list[T]:
+    """Wait for one item, then take whatever else is already waiting, up to ``limit``: the
+    batch grows with the load and never waits for company."""
+    batch = [source.get()]
+    while len(batch) < limit:
+        try:
+            batch.append(source.get_nowait())
+        except queue.Empty:
+            break
+    return batch
 
 
 class EmbedBatcher:
@@ -39,12 +54,7 @@ class EmbedBatcher:
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = take_batch(self._queue, self.max_batch)
             # A caller that gave up (its time budget ran out) needs no vector.
             batch = [item for item in batch if item[1].set_running_or_notify_cancel()]
             if not batch:
