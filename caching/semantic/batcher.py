@@ -36,10 +36,27 @@ def take_batch(source: queue.SimpleQueue[T], limit: int) -> list[T]:
     return batch
 
 
+def passes(batch: list[tuple[str, Any]], max_chars: int) -> list[list[tuple[str, Any]]]:
+    """Split a batch into forward passes of at most ``max_chars`` characters (at least one
+    prompt each), shortest first: a pass pads every prompt to its longest, and one pass full of
+    long prompts would keep every short one in it waiting for all of them."""
+    out: list[list[tuple[str, Any]]] = []
+    size = 0
+    for item in sorted(batch, key=lambda item: len(item[0])):
+        if out and size + len(item[0]) <= max_chars:
+            out[-1].append(item)
+            size += len(item[0])
+        else:
+            out.append([item])
+            size = len(item[0])
+    return out
+
+
 class EmbedBatcher:
-    def __init__(self, embedder: Any, *, max_batch: int = 16) -> None:
+    def __init__(self, embedder: Any, *, max_batch: int = 16, max_chars: int = 2_000) -> None:
         self.embedder = embedder
         self.max_batch = max_batch
+        self.max_chars = max_chars
         self._queue: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="asahi-embed", daemon=True)
         self._thread.start()
@@ -57,18 +74,20 @@ class EmbedBatcher:
             batch = take_batch(self._queue, self.max_batch)
             # A caller that gave up (its time budget ran out) needs no vector.
             batch = [item for item in batch if item[1].set_running_or_notify_cancel()]
-            if not batch:
-                continue
-            try:
-                vectors = self.embedder.embed([text for text, _ in batch])
-            except Exception as exc:  # every waiter learns of it; the thread lives on
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue
-            self.passes += 1
-            self.embedded += len(batch)
-            for (_, future), vector in zip(batch, vectors, strict=True):
-                future.set_result(vector)
+            for chunk in passes(batch, self.max_chars):
+                self._embed(chunk)
+
+    def _embed(self, chunk: list[tuple[str, Future[Any]]]) -> None:
+        try:
+            vectors = self.embedder.embed([text for text, _ in chunk])
+        except Exception as exc:  # every waiter learns of it; the thread lives on
+            for _, future in chunk:
+                future.set_exception(exc)
+            return
+        self.passes += 1
+        self.embedded += len(chunk)
+        for (_, future), vector in zip(chunk, vectors, strict=True):
+            future.set_result(vector)
 
 
 _batchers: dict[int, EmbedBatcher] = {}

@@ -52,7 +52,8 @@ def test_requests_arriving_during_a_pass_share_the_next_one() -> None:
     assert first.result(timeout=5)[0] == 1.0
     for text, future in zip(texts, futures, strict=True):
         assert list(future.result(timeout=5)) == [float(len(text)), float(ord(text[0]))]
-    assert len(embedder.batches) == 2 and embedder.batches[1] == texts
+    # One pass for all twelve, shortest first (they fit the character budget together).
+    assert len(embedder.batches) == 2 and embedder.batches[1] == sorted(texts, key=len)
     assert batcher.passes == 2 and batcher.embedded == 13
 
 
@@ -76,3 +77,17 @@ def test_a_cancelled_request_is_not_embedded() -> None:
     assert batcher.submit("last").result(timeout=5)[0] == 4.0
     assert ["given up"] not in embedder.batches and all("given up" not in b
                                                        for b in embedder.batches)
+
+
+def test_long_prompts_get_passes_of_their_own() -> None:
+    embedder = _SlowEmbedder(seconds=0.0)
+    batcher = EmbedBatcher(embedder, max_chars=100)
+    embedder.gate.clear()
+    batcher.submit("first")
+    time.sleep(0.05)
+    texts = ["s1", "L" * 90, "s2", "M" * 80, "s3"]
+    futures = [batcher.submit(t) for t in texts]
+    embedder.gate.set()
+    for text, future in zip(texts, futures, strict=True):
+        assert future.result(timeout=5)[0] == float(len(text))
+    assert embedder.batches[1:] == [["s1", "s2", "s3", "M" * 80], ["L" * 90]]
