@@ -5,9 +5,9 @@ schema, every documented status code is the one answered, and every 4xx is Asahi
 
 Two tenants keep the destructive operations from breaking the rest: the governance tenant's admin key
 signs /governance/* and /cache/invalidate (its policy writes and key revocations only touch it), the
-gateway tenant's keys sign inference and analytics. The fuzzer never learns a real key prefix (no
-response it sees lists the governance tenant's keys before the DELETE runs), and a generated prefix that
-happened to equal the signing key's is skipped, so the signing key is never revoked mid-run.
+gateway tenant's keys sign inference and analytics. Without stateful links the fuzzer never
+reuses a prefix from a response, and a generated prefix that happened to equal the signing key's is
+skipped, so the signing key is never revoked mid-run.
 
 No stateful links: drf-spectacular emits none and the hand-written gateway paths have no
 id-returning-then-id-taking pair worth a state machine (/feedback takes a request_id that /infer
