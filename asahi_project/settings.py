@@ -245,6 +245,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "inference.schema.add_gateway_paths",
+        "inference.schema.document_errors",
     ],
 }
 

@@ -160,3 +160,23 @@ def add_gateway_paths(result: dict[str, Any], generator: Any, request: Any, publ
                                     "200": {"description": "OK"},
                                     "503": {"description": "Database down"}}}}
     return result
+
+
+# What any DRF view can answer besides its success: a rejected input, a missing or bad key, a key
+# without the scope or organization, an absent object, a rate limit. All in the Error shape.
+SECURED_ERRORS = (400, 401, 403, 404, 429)
+OPEN_ERRORS = {"signup_create": (400, 409, 429)}  # 409: the organization name is taken
+
+
+def document_errors(result: dict[str, Any], generator: Any, request: Any, public: bool
+                    ) -> dict[str, Any]:
+    """Adds the Error responses to every operation that does not list them (runs last)."""
+    for path, item in result.get("paths", {}).items():
+        if path == "/health":
+            continue
+        for op in item.values():
+            codes = OPEN_ERRORS.get(op.get("operationId", ""), SECURED_ERRORS)
+            responses = op.setdefault("responses", {})
+            for code, response in _errors(*codes).items():
+                responses.setdefault(code, response)
+    return result
