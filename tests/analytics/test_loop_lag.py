@@ -28,15 +28,19 @@ def test_loop_lag_metric_appears_and_shows_a_blocked_loop(gateway, settings):  #
     # Process metrics are for the operator's scrape token (a tenant key sees ledger gauges only).
     settings.ASAHI_METRICS_SCRAPE_TOKEN = key = "scrape-loop-lag-test"
     _scrape(gateway, key)  # the first request starts the monitor on the server's loop
+    time.sleep(0.5)
+    start = _scrape(gateway, key)  # the histogram is per process: compare against this
     time.sleep(1.0)
     idle = _scrape(gateway, key)
-    assert idle["asahi_event_loop_lag_seconds_count"] >= 3
-    # Idle, every sample but one is under 10 ms (the one: the first request's warm-up).
-    assert idle["asahi_event_loop_lag_seconds_bucket{le=0.01}"] >= (
-        idle["asahi_event_loop_lag_seconds_count"] - 1), idle
+    count, fast = "asahi_event_loop_lag_seconds_count", "asahi_event_loop_lag_seconds_bucket{le=0.01}"
+    assert idle[count] - start[count] >= 3
+    # Idle, every sample is under 10 ms (one spare for a busy shared host).
+    assert idle[fast] - start[fast] >= idle[count] - start[count] - 1, (start, idle)
 
-    (server_loop,) = [lp for lp in loop_lag._started if lp.is_running()]
-    server_loop.call_soon_threadsafe(time.sleep, 0.6)  # a real blocking call on the server's loop
+    # A real blocking call on the server's loop (and on any other running loop the monitor is on:
+    # other tests' in-process ASGI calls may have started one; blocking those changes nothing).
+    for lp in [lp for lp in loop_lag._started if lp.is_running()]:
+        lp.call_soon_threadsafe(time.sleep, 0.6)
     time.sleep(0.9)
     blocked = _scrape(gateway, key)
     assert blocked["asahi_event_loop_lag_max_seconds"] >= 0.4, blocked
