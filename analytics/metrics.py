@@ -39,6 +39,8 @@ __all__ = [
     "COST_USD",
     "LEDGER_DEAD_LETTERS",
     "LEDGER_DROPPED",
+    "LOOP_LAG",
+    "LOOP_LAG_MAX",
     "REQUESTS",
     "TOKENS",
     "UPSTREAM_LATENCY",
@@ -148,6 +150,25 @@ LEDGER_DROPPED = _metric(
     "asahi_ledger_dropped_total",
     "Rows dropped because the ledger buffer was full while the database was unreachable.",
     ("kind",),
+)
+
+# Loop lag: a healthy loop is late by well under a millisecond; a stall shows up in the tail.
+LOOP_LAG_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)
+LOOP_LAG = _metric(
+    Histogram,
+    "asahi_event_loop_lag_seconds",
+    "How late the web process's event loop ran a periodic timer (sampled every 0.2 s).",
+    (),
+    buckets=LOOP_LAG_BUCKETS,
+)
+LOOP_LAG_MAX = _metric(
+    Gauge,
+    "asahi_event_loop_lag_max_seconds",
+    "Largest event-loop lag over the last 5 s, per web process (a pid label in multiprocess mode).",
+    (),
+    multiprocess_mode="liveall",
 )
 
 

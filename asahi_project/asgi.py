@@ -29,6 +29,7 @@ from django.urls import set_script_prefix  # noqa: E402
 from django.utils.deprecation import MiddlewareMixin  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 
+from analytics import loop_lag  # noqa: E402
 from asahi_project.middleware import HOT_PATH_SKIPPED, InlineHooksMiddleware  # noqa: E402
 from asahi_project.ws import websocket_urlpatterns  # noqa: E402
 
@@ -119,6 +120,7 @@ lean_asgi = LeanASGIHandler()
 
 
 async def http_app(scope: Any, receive: Any, send: Any) -> None:
+    loop_lag.ensure_started()
     app = lean_asgi if scope["path"] in HOT_PATHS else django_asgi
     await app(scope, receive, send)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 import uuid
@@ -18,6 +20,8 @@ from asahi_project.errors import AuthenticationFailed, NotFound
 from governance.keys import hashes_match, split_prefix
 from governance.models import ApiKey, AuditEvent, Organization, Policy
 from governance.types import AuthContext, PolicySnapshot
+
+logger = logging.getLogger("asahi.governance")
 
 
 def policy_snapshot(policy: Policy | None) -> PolicySnapshot:
@@ -48,18 +52,30 @@ class _Cached:
     context: AuthContext
     key_hash: str
     until: float
+    # The cross-process stamp seen when the load began (see _AuthCache).
+    stamp: bytes | None = None
+
+
+# Bumped (INCR) on every revocation, rotation, freeze or policy change, in whichever process made it.
+STAMP_KEY = "asahi:auth:stamp"
+STAMP_POLL_SECONDS = 0.5
 
 
 class _AuthCache:
     """Per-process cache of key lookups: the hot path does no database query for a known key.
 
-    Entries live ASAHI_KEY_CACHE_SECONDS (default 5 s), so a revocation or policy change made in another
-    process takes effect within that window; in the process that made it, `invalidate` applies at once.
+    Entries live ASAHI_KEY_CACHE_SECONDS (default 5 s). In the process that changes a key or a
+    policy, `invalidate` applies at once; it also bumps a stamp in Redis, which a daemon thread in
+    every serving process reads every STAMP_POLL_SECONDS and, when it moved, empties the cache: a
+    revocation reaches every process within about half a second, and a cached check stays a dict
+    lookup (no Redis on the request path). Without REDIS_URL (one process) there is no stamp.
     """
 
     def __init__(self) -> None:
         self._entries: dict[str, _Cached] = {}
         self._lock = threading.Lock()
+        self._stamp: bytes | None = None
+        self._watcher_pid = 0
 
     def get(self, prefix: str) -> _Cached | None:
         entry = self._entries.get(prefix)
@@ -67,8 +83,16 @@ class _AuthCache:
             return None
         return entry
 
+    @property
+    def stamp(self) -> bytes | None:
+        return self._stamp
+
     def put(self, prefix: str, entry: _Cached) -> None:
+        self._ensure_watcher()
         with self._lock:
+            # Loaded before a change the watcher has seen since: it may predate the change.
+            if entry.stamp != self._stamp:
+                return
             if len(self._entries) > 50_000:
                 self._entries.clear()
             self._entries[prefix] = entry
@@ -80,10 +104,48 @@ class _AuthCache:
             if org_id is not None:
                 for p in [p for p, e in self._entries.items() if e.context.org_id == org_id]:
                     self._entries.pop(p, None)
+        self._publish()
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+    def _publish(self) -> None:
+        if not settings.REDIS_URL:
+            return
+        from asahi_project.redis_client import get_sync_redis
+
+        try:
+            get_sync_redis().incr(STAMP_KEY)
+        except Exception as exc:  # other processes then see the change when their entries expire
+            logger.warning("auth_stamp_publish_failed", extra={"error": type(exc).__name__})
+
+    def _ensure_watcher(self) -> None:
+        pid = os.getpid()
+        if self._watcher_pid == pid or not settings.REDIS_URL:
+            return
+        with self._lock:
+            if self._watcher_pid == pid:
+                return
+            self._watcher_pid = pid  # per process: a forked child starts its own
+            threading.Thread(target=self._watch, name="auth-stamp", daemon=True).start()
+
+    def _watch(self) -> None:
+        from asahi_project.redis_client import get_sync_redis
+
+        redis = get_sync_redis()
+        while True:
+            try:
+                stamp = redis.get(STAMP_KEY)
+            except Exception as exc:  # Redis down: entries still expire on their own
+                logger.warning("auth_stamp_read_failed", extra={"error": type(exc).__name__})
+            else:
+                # Any difference, a vanished key included (a flushed Redis counts from 1 again).
+                if stamp != self._stamp:
+                    with self._lock:
+                        self._stamp = stamp
+                        self._entries.clear()
+            time.sleep(STAMP_POLL_SECONDS)
 
 
 auth_cache = _AuthCache()
@@ -137,12 +199,13 @@ def authenticate_key(raw: str) -> AuthContext:
         raise AuthenticationFailed("invalid API key format")
     entry = auth_cache.get(prefix)
     if entry is None:
+        stamp = auth_cache.stamp  # before the query: a change after it must win over this load
         loaded = _load_context(prefix)
         if loaded is None:
             raise AuthenticationFailed("invalid API key")
         ctx, key_hash = loaded
         entry = _Cached(context=ctx, key_hash=key_hash,
-                        until=time.monotonic() + settings.ASAHI_KEY_CACHE_SECONDS)
+                        until=time.monotonic() + settings.ASAHI_KEY_CACHE_SECONDS, stamp=stamp)
         auth_cache.put(prefix, entry)
     if not hashes_match(raw, entry.key_hash):
         raise AuthenticationFailed("invalid API key")

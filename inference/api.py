@@ -209,8 +209,8 @@ async def _stream_response(call: pipeline.GatewayCall, start: pipeline.StreamSta
 
     async def body() -> AsyncIterator[bytes]:
         events: AsyncIterator[StreamEvent] = start.events
-        yield chunk({"role": "assistant", "content": ""})
         try:
+            yield chunk({"role": "assistant", "content": ""})
             async for ev in events:
                 if ev.type == "delta" and ev.text:
                     yield chunk({"content": ev.text})
@@ -233,14 +233,22 @@ async def _stream_response(call: pipeline.GatewayCall, start: pipeline.StreamSta
             yield _sse(error_body(status=502, message=f"upstream stream broke: {exc.message}",
                                   type_="api_error", code=f"upstream_{exc.kind}"))
             return
+        finally:
+            # Closed after the role chunk, before the first event: give back the reservation
+            # and the single-flight lock now; mid-stream: settle now, not when collected.
+            await start.aclose()
         yield b"data: [DONE]\n\n"
 
-    response = StreamingHttpResponse(body(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    for k, v in _headers(call, model=model, tier=start.cache_tier, similarity=start.similarity,
-                         cost=0 if start.cache_tier else None).items():
-        response[k] = v
+    try:
+        response = StreamingHttpResponse(body(), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        for k, v in _headers(call, model=model, tier=start.cache_tier, similarity=start.similarity,
+                             cost=0 if start.cache_tier else None).items():
+            response[k] = v
+    except BaseException:
+        await start.aclose()
+        raise
     return response
 
 

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -531,15 +531,52 @@ async def _complete(call: GatewayCall, flights: list[Flight]) -> GatewayResponse
 
 @dataclass
 class StreamStart:
-    """What the view needs before the first byte: headers, and the event iterator."""
+    """What the view needs before the first byte: headers, and the event iterator.
+
+    Whoever receives it must end it with `aclose()` (idempotent) however the response ends: a
+    stream whose events are never iterated (the client left before the body started, the view
+    raised) would otherwise hold its budget reservation and single-flight lock until they expire.
+    Dropping it unclosed schedules `aclose()` as a last resort."""
 
     model: ModelInfo
     cache_tier: int
     similarity: float | None
-    events: AsyncIterator[StreamEvent]
+    events: AsyncGenerator[StreamEvent, None]
+    # Set for an upstream stream: gives everything back if the relay never started.
+    abandon: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+
+    async def aclose(self) -> None:
+        abandon, self.abandon = self.abandon, None
+        try:
+            if abandon is not None:
+                await abandon()
+        finally:
+            await self.events.aclose()
+
+    def __del__(self) -> None:
+        if self.abandon is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop left: the reservation and the lock expire by themselves
+            return
+        task = loop.create_task(self.aclose())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
 
 
-async def _replay(result: ChatResult) -> AsyncIterator[StreamEvent]:
+# Strong references to the closes scheduled by StreamStart.__del__ (the loop keeps weak ones).
+_closing: set[asyncio.Task[None]] = set()
+
+
+@dataclass
+class _RelayState:
+    """Decides once who ends an upstream stream: the relay (it started) or the abandon path."""
+
+    claimed: bool = False
+
+
+async def _replay(result: ChatResult) -> AsyncGenerator[StreamEvent, None]:
     """A cached answer (exact or semantic) as the stream the client asked for."""
     if result.content:
         step = 64
@@ -607,14 +644,18 @@ async def _start_stream(call: GatewayCall, flights: list[Flight]) -> StreamStart
                 break
             continue
         except BaseException:
-            await enforcement.release(admission)
+            # Cancelled (the client left) or broken while waiting for the first event; the
+            # stream closed itself. Shielded: a second cancellation must not skip the release.
+            await asyncio.shield(enforcement.release(admission))
             raise
         if model is not p.chain[0]:
             p.reason = f"{p.reason}; fell back to {model.name} after: {'; '.join(notes)}"
             p.techniques.append("fallback")
+        state = _RelayState()
         events = _relay(call, p, catalogue, model, stream, first, admission, t0,
-                        digest if may_write else "", flights)
-        return StreamStart(model=model, cache_tier=0, similarity=None, events=events)
+                        digest if may_write else "", flights, state)
+        return StreamStart(model=model, cache_tier=0, similarity=None, events=events,
+                           abandon=_abandoner(call, p, model, stream, admission, flights, state))
     await enforcement.release(admission)
     failure = upstream_error(last, notes)
     record(call, model=p.chain[0], p=p, status="error", http_status=failure.status,
@@ -622,11 +663,40 @@ async def _start_stream(call: GatewayCall, flights: list[Flight]) -> StreamStart
     raise failure
 
 
+def _abandoner(call: GatewayCall, p: Plan, model: ModelInfo, stream: Any, admission: Any,
+               flights: list[Flight], state: _RelayState) -> Callable[[], Awaitable[None]]:
+    """What ends a stream nobody read: nothing was sent, so nothing is charged."""
+
+    async def abandon() -> None:
+        if state.claimed:  # the relay started and settles in its own `finally`
+            return
+        state.claimed = True
+        try:
+            await stream.aclose()
+        finally:
+            await asyncio.shield(_give_back(admission, flights))
+            record(call, model=model, p=p, status="cancelled", http_status=499,
+                   error_code="client_disconnected")
+
+    return abandon
+
+
+async def _give_back(admission: Any, flights: list[Flight]) -> None:
+    try:
+        await enforcement.release(admission)
+    finally:
+        for flight in flights:
+            await flight.release()
+
+
 async def _relay(call: GatewayCall, p: Plan, catalogue: Catalogue, model: ModelInfo, stream: Any,
                  first: StreamEvent | None, admission: Any, t0: float, digest: str,
-                 flights: list[Flight]) -> AsyncIterator[StreamEvent]:
+                 flights: list[Flight], state: _RelayState) -> AsyncGenerator[StreamEvent, None]:
     """Pass events through; settle what was used however the stream ends (done, broken, cancelled),
     store a complete answer in both cache tiers, then end the single flight."""
+    if state.claimed:  # abandoned before it started: already given back
+        return
+    state.claimed = True
     text: list[str] = []
     calls: dict[int, dict[str, str]] = {}
     finish = None
