@@ -17,6 +17,10 @@ from rest_framework.parsers import JSONParser
 
 from asahi_project.textrules import check_json_text
 
+# The largest value of a PostgreSQL integer column: a bigger one is a 400 here, not a database
+# error (a 500) at save time.
+PG_INT_MAX = 2_147_483_647
+
 
 class StrictJSONParser(JSONParser):
     """DRF's JSON parser, refusing NUL (and lone surrogates) anywhere in the body with a 400 that

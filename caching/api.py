@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from asahi_project.client_ip import client_ip
-from asahi_project.drf_input import StrictSerializer
+from asahi_project.drf_input import PG_INT_MAX, StrictSerializer
 from asahi_project.textrules import validate_name
 from caching import selectors, services
 from governance.api import resolve_org
@@ -84,7 +84,9 @@ class CacheInvalidateView(APIView):
                                        validators=[validate_name])
         scope = serializers.ChoiceField(choices=services.SCOPES)
         model = serializers.CharField(required=False, max_length=120, validators=[validate_name])
-        older_than_seconds = serializers.IntegerField(required=False, min_value=0)
+        # Bounded: a date before year 1 is an OverflowError, not an answer.
+        older_than_seconds = serializers.IntegerField(required=False, min_value=0,
+                                                      max_value=PG_INT_MAX)
         entry_id = serializers.CharField(required=False, max_length=128,
                                          validators=[validate_name])
 

@@ -17,7 +17,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from asahi_project.client_ip import client_ip
-from asahi_project.drf_input import MoneyField, StrictSerializer
+from asahi_project.drf_input import PG_INT_MAX, MoneyField, StrictSerializer
 from asahi_project.errors import InvalidRequest, PermissionDenied
 from asahi_project.textrules import validate_name
 from governance import selectors, services
@@ -115,8 +115,8 @@ class ApiKeysView(APIView):
         expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=3650)
         daily_budget_usd = MoneyField(required=False, min_value=0)
         monthly_budget_usd = MoneyField(required=False, min_value=0)
-        rpm_limit = serializers.IntegerField(required=False, min_value=1)
-        tpm_limit = serializers.IntegerField(required=False, min_value=1)
+        rpm_limit = serializers.IntegerField(required=False, min_value=1, max_value=PG_INT_MAX)
+        tpm_limit = serializers.IntegerField(required=False, min_value=1, max_value=PG_INT_MAX)
         allowed_models = serializers.ListField(
             child=serializers.CharField(max_length=120, validators=[validate_name]),
             required=False)
@@ -176,8 +176,10 @@ class PolicyIO(StrictSerializer):
         child=serializers.CharField(max_length=120, validators=[validate_name]), required=False)
     allowed_providers = serializers.ListField(
         child=serializers.CharField(max_length=120, validators=[validate_name]), required=False)
-    rpm_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    tpm_limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    rpm_limit = serializers.IntegerField(min_value=1, max_value=PG_INT_MAX, required=False,
+                                         allow_null=True)
+    tpm_limit = serializers.IntegerField(min_value=1, max_value=PG_INT_MAX, required=False,
+                                         allow_null=True)
     cache_enabled = serializers.BooleanField(required=False)
     cache_ttl_seconds = serializers.IntegerField(min_value=1, max_value=31_536_000, required=False)
     cache_max_temperature = serializers.FloatField(min_value=0, max_value=2, required=False)

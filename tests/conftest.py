@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
+from hypothesis import settings as hypothesis_settings
 
 from governance.models import Organization
 from governance.selectors import auth_cache
@@ -97,3 +98,9 @@ def catalogue(db: None) -> None:
 
 
 os.environ.setdefault("ASAHI_TESTING", "1")
+
+# Property tests explore new examples on a developer's machine; in CI (CI=true) they replay a
+# fixed, derandomized set, so a run's verdict depends on the code, not on the draw.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
