@@ -33,11 +33,13 @@ logger = logging.getLogger("asahi.governance")
 
 @dataclass
 class Ticket:
-    """A granted admission; `reservation_id` None means unmetered (fail-open while Redis is down)."""
+    """A granted admission. `unmetered` marks one granted without a reservation because Redis was
+    down and the organization's policy fails open: no budget or rate limit was checked."""
 
     reservation_id: str | None
     reserved_nanousd: int
     org_id: str
+    unmetered: bool = False
 
 
 class _SafeBreaker:
@@ -138,7 +140,8 @@ def _unavailable(auth: AuthContext, exc: Exception) -> Ticket:
     logger.error("limits_unavailable", extra={"org": str(auth.org_id), "error": str(exc),
                                               "mode": auth.policy.redis_failure_mode})
     if auth.policy.redis_failure_mode == "open":
-        return Ticket(reservation_id=None, reserved_nanousd=0, org_id=str(auth.org_id))
+        return Ticket(reservation_id=None, reserved_nanousd=0, org_id=str(auth.org_id),
+                      unmetered=True)
     raise ServiceUnavailable(
         "budget and rate-limit store is unreachable; this organization's policy fails closed",
         code="limits_unavailable", headers={"Retry-After": "5"})

@@ -132,6 +132,8 @@ def _headers(call: pipeline.GatewayCall, *, model: str, tier: int, similarity: f
         headers["X-Asahi-Cache-Similarity"] = f"{similarity:.4f}"
     if call.semantic_reason and tier in (0, 2):
         headers["X-Asahi-Cache-Reason"] = header_safe(call.semantic_reason)
+    if call.unmetered:  # served while Redis was down under a fail-open policy
+        headers["X-Asahi-Unmetered"] = "true"
     if call.timings:  # W3C Server-Timing: browsers' devtools and bench_gateway read it
         headers["Server-Timing"] = ", ".join(f"{name};dur={ms:.3f}"
                                              for name, ms in call.timings.items())

@@ -47,6 +47,9 @@ from inference.types import ModelInfo
 logger = logging.getLogger("asahi.request")
 DEFAULT_MAX_OUTPUT = 4096
 TIER_NAMES = {0: "miss", 1: "exact", 2: "semantic", 3: "intermediate"}
+# The error_code of a served (status "ok") ledger row admitted while Redis was down under a
+# fail-open policy: its spend was never counted against a budget or a rate limit.
+UNMETERED = "unmetered"
 
 
 @dataclass
@@ -80,6 +83,9 @@ class GatewayCall:
     # served or refused a stored answer (the `X-Asahi-Cache-Reason` header).
     semantic_vector: tuple[str, Any] | None = None
     semantic_reason: str = ""
+    # Admitted without budget or rate-limit checks (Redis down, policy fails open): the ledger row
+    # carries error_code UNMETERED and the response the X-Asahi-Unmetered header.
+    unmetered: bool = False
     # Milliseconds per stage, for the `Server-Timing` header (where a request spent its time).
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -211,7 +217,7 @@ def record(call: GatewayCall, *, model: ModelInfo | None, p: Plan | None, status
         cache_tier=cache_tier, cache_similarity=similarity,
         cache_reason=call.semantic_reason[:300] if cache_tier in (0, 2) else "",
         status=status, http_status=http_status,
-        error_code=error_code, input_tokens=u.input_tokens,
+        error_code=error_code or (UNMETERED if call.unmetered else ""), input_tokens=u.input_tokens,
         cached_input_tokens=u.cached_input_tokens, cache_write_tokens=u.cache_write_tokens,
         output_tokens=u.output_tokens, reasoning_tokens=u.reasoning_tokens, cost_usd=cost,
         baseline_cost_usd=baseline, latency_ms=latency, upstream_latency_ms=upstream_ms,
@@ -474,6 +480,7 @@ async def _cached_or_admit(call: GatewayCall, catalogue: Catalogue, flights: lis
                                             input_tokens=p.input_tokens_est,
                                             max_output_tokens=p.max_output_tokens)
         call.timings["admit"] = _ms(t0)
+        call.unmetered = admission.unmetered
     except AsahiError as err:
         status = "rate_limited" if err.status == 429 else (
             "denied" if err.status in (402, 403) else "client_error")
