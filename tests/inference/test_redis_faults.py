@@ -190,6 +190,11 @@ def test_redis_killed_and_restarted_under_load(upstream_env, transactional_db, c
                 and a.sent + a.took < marks["up"]]
         closed_down = [a for a in down if a.org == "closed"]
         open_down = [a for a in down if a.org == "open"]
+        # Near-identical load prompts may be semantic-cache hits (PostgreSQL, no admission): those
+        # are served whatever the policy. Every other request meets the policy.
+        hits = [a for a in down if a.status == 200 and a.headers["x-asahi-cache"] != "miss"]
+        closed_down = [a for a in closed_down if a not in hits]
+        open_down = [a for a in open_down if a not in hits]
         assert closed_down and open_down
         for a in closed_down:
             assert a.status == 503, (a.status, a.body)
