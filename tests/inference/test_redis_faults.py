@@ -207,9 +207,13 @@ def test_redis_killed_and_restarted_under_load(upstream_env, transactional_db, c
         assert unmetered_answers >= len(open_down)
         time.sleep(1.0)  # the server flushes its ledger every 0.2 s
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         valkey.kill()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
     # No ledger row lost: one per answer, per organization.
     by_org = {"closed": closed.org, "open": opened.org}
     for name, org in by_org.items():
