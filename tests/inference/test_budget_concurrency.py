@@ -33,7 +33,8 @@ def _start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "uvicorn", "asahi_project.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Not a pipe: nobody reads it, and a server that logs a lot would block on a full one.
+        env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _wait(port: int) -> None:
