@@ -7,7 +7,10 @@ Rules (documented in docs/_parts/providers.md):
   ``[[len:N]]`` makes it exactly N words instead (a fixed vocabulary, picked by a prompt hash).
 * Markers in the last user message (or the ``X-Fake-Fail`` header, same syntax without brackets):
   ``[[fail:KIND]]`` or ``[[fail:KIND@model]]`` where KIND is ``429``, ``500``, ``timeout``,
-  ``stream_cut`` or ``malformed`` (``@model`` limits the fault to that model);
+  ``stream_cut``, ``stall`` or ``malformed`` (``@model`` limits the fault to that model);
+  ``stream_cut`` breaks the answer off half-way (a stream after half its chunks, a JSON body after
+  half its bytes) by dropping the connection, ``stall`` goes silent there instead and drops it
+  only after the server's ``timeout_sleep_s``;
   ``[[chunk_ms:N]]`` sleeps N ms between streamed chunks; ``[[tool]]`` asks for a tool call.
 """
 
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-FAIL_KINDS = ("429", "500", "timeout", "stream_cut", "malformed")
+FAIL_KINDS = ("429", "500", "timeout", "stream_cut", "stall", "malformed")
 _FAIL_RE = re.compile(r"\[\[fail:([a-z0-9_]+)(?:@([^\]\s]+))?\]\]")
 _LEN_RE = re.compile(r"\[\[len:(\d+)\]\]")
 _CHUNK_RE = re.compile(r"\[\[chunk_ms:(\d+)\]\]")

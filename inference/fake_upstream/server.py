@@ -151,12 +151,21 @@ async def fault_response(
     return None
 
 
-async def cut_json(request: web.Request, payload: bytes) -> web.StreamResponse:
-    """Announce the full body length, send half of it, then drop the connection."""
+# Faults that break a response off half-way: ``stream_cut`` drops the connection at once,
+# ``stall`` goes silent (for ``timeout_sleep_s``, clients time out first) and then drops it.
+INTERRUPTS = ("stream_cut", "stall")
+
+
+async def cut_json(
+    request: web.Request, payload: bytes, *, stall_s: float = 0.0
+) -> web.StreamResponse:
+    """Announce the full body length, send half of it, stall ``stall_s``, drop the connection."""
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     resp.content_length = len(payload)
     await resp.prepare(request)
     await resp.write(payload[: len(payload) // 2])
+    if stall_s:
+        await asyncio.sleep(stall_s)
     if request.transport is not None:
         request.transport.close()
     return resp
@@ -165,10 +174,15 @@ async def cut_json(request: web.Request, payload: bytes) -> web.StreamResponse:
 class SSEWriter:
     """Writes server-sent events and counts client disconnects."""
 
-    def __init__(self, state: FakeState, request: web.Request, chunk_ms: int) -> None:
+    def __init__(
+        self, state: FakeState, request: web.Request, chunk_ms: int, *, fail: str | None = None
+    ) -> None:
         self.state = state
         self.request = request
         self.chunk_s = chunk_ms / 1000
+        # ``stream_cut`` or ``stall``: the handler breaks the stream off half-way with ``cut()``.
+        self.interrupts = fail in INTERRUPTS
+        self.stall_s = state.config.timeout_sleep_s if fail == "stall" else 0.0
         self.resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -186,8 +200,11 @@ class SSEWriter:
             await asyncio.sleep(self.chunk_s)
         await self.resp.write(head + b"data: " + payload + b"\n\n")
 
-    def cut(self) -> web.StreamResponse:
-        """Drop the connection mid-stream, without the protocol's final events."""
+    async def cut(self) -> web.StreamResponse:
+        """Drop the connection mid-stream, without the protocol's final events (after going
+        silent for a while when the fault is a ``stall``)."""
+        if self.stall_s:
+            await asyncio.sleep(self.stall_s)
         if self.request.transport is not None:
             self.request.transport.close()
         return self.resp
@@ -234,6 +251,16 @@ def build_app(config: FakeConfig) -> web.Application:
     anthropic_api.register(app)
     cohere_api.register(app)
     return app
+
+
+def interrupted_json(
+    state: FakeState, request: web.Request, d: Directives, payload: bytes
+) -> Awaitable[web.StreamResponse] | None:
+    """The half-sent body of a non-stream answer under ``stream_cut`` or ``stall``, else None."""
+    if d.fail not in INTERRUPTS:
+        return None
+    stall_s = state.config.timeout_sleep_s if d.fail == "stall" else 0.0
+    return cut_json(request, payload, stall_s=stall_s)
 
 
 async def admit(
