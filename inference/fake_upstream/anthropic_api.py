@@ -127,7 +127,14 @@ async def messages_handler(request: web.Request) -> web.StreamResponse:
     last = messages[-1] if messages else {}
     last_blocks = _blocks(last.get("content"))
     prompt = "\n".join(b.get("text", "") for b in last_blocks if b.get("type") == "text")
-    d, fault = await admit(state, request, model=model, prompt=prompt, error_body=error_body)
+    d, fault = await admit(
+        state,
+        request,
+        model=model,
+        prompt=prompt,
+        error_body=error_body,
+        stream=bool(body.get("stream")),
+    )
     if fault is not None:
         return fault
 

@@ -276,3 +276,36 @@ def test_stall_sends_half_then_goes_silent_then_drops(path, extra, final, stream
         length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
         assert 0 < len(payload) < length  # announced the whole body, sent half
     assert 0.9 <= closed - arrivals[-1][0] < 5  # silent for the stall, then dropped
+
+
+_PROTOCOLS = [
+    ("/v1/chat/completions", {}),
+    ("/v1/messages", {"max_tokens": 400}),
+    ("/v2/chat", {}),
+]
+
+
+@pytest.mark.parametrize("path,extra", _PROTOCOLS)
+def test_malformed_stream_sends_half_then_an_event_that_is_not_json(fake_upstream, path, extra):
+    status, _, raw = _post(fake_upstream.base_url, path, {
+        "model": _model(), "stream": True, **extra,
+        "messages": [{"role": "user", "content": "tell me [[len:40]] [[fail:malformed]]"}]})
+    assert status == 200
+    events = _sse(raw)
+    for _, data in events[:-1]:
+        json.loads(data)  # the first half is well-formed
+    assert len(events) > 3
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(events[-1][1])
+
+
+@pytest.mark.parametrize("path,extra", _PROTOCOLS)
+@pytest.mark.parametrize("stream", [True, False])
+def test_bad_shape_is_json_without_the_protocols_fields(fake_upstream, path, extra, stream):
+    status, _, raw = _post(fake_upstream.base_url, path, {
+        "model": _model(), "stream": stream, **extra,
+        "messages": [{"role": "user", "content": "x [[fail:bad_shape]]"}]})
+    assert status == 200
+    bodies = [json.loads(d) for _, d in _sse(raw)] if stream else [json.loads(raw)]
+    assert len(bodies) == (3 if stream else 1)
+    assert all(b == {"id": "broken", "unexpected": True} for b in bodies)

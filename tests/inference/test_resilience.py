@@ -270,3 +270,60 @@ def test_stream_stalling_mid_answer_ends_in_sse_error_within_the_timeout(
     assert 0 < event.output_tokens < full_answer_tokens  # charged what was produced
     assert event.cost_usd > 0
     assert _failures(model) == 1
+
+
+@pytest.mark.parametrize("model", PROVIDER_MODELS.values())
+@pytest.mark.parametrize("fault", ["malformed", "bad_shape"])
+def test_malformed_answer_is_a_502_or_a_fallback(gateway, live_tenant, model, fault) -> None:
+    """A 200 whose body is not JSON, or JSON without the expected fields: never a 500."""
+    client = client_for(gateway, live_tenant.infer.raw, timeout=30)
+    with pytest.raises(openai.APIStatusError) as exc:
+        client.chat.completions.create(
+            model=model, extra_body={"cache": "no-store"},
+            messages=[{"role": "user", "content": f"x [[fail:{fault}]]"}])
+    assert exc.value.status_code == 502
+    assert exc.value.body["code"] == "upstream_malformed"  # type: ignore[index]
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, extra_body={"cache": "no-store", "fallbacks": [FALLBACK_FOR[model]]},
+        messages=[{"role": "user", "content": f"y [[fail:{fault}@{model}]]"}])
+    assert raw.headers["x-asahi-model"] == FALLBACK_FOR[model]
+    ledger.flush()
+    failed = InferenceEvent.objects.get(organization=live_tenant.org, status="error")
+    assert (failed.http_status, failed.error_code, failed.cost_usd) == (502, "upstream_malformed",
+                                                                        0)
+    assert _failures(model) == 2  # once per request
+
+
+@pytest.mark.parametrize("model", PROVIDER_MODELS.values())
+def test_stream_of_shapeless_events_is_a_502_or_a_fallback(gateway, live_tenant, model) -> None:
+    """Events that are JSON but not the protocol's: nothing was relayed, so a plain error."""
+    status, body = _sse_lines(gateway, live_tenant.infer.raw, model, "x [[fail:bad_shape]]")
+    assert status == 502, body
+    assert '"code"' in body[0] and "upstream_" in body[0]
+    status, lines = _sse_lines(gateway, live_tenant.infer.raw, model,
+                               f"y [[fail:bad_shape@{model}]]", fallbacks=[FALLBACK_FOR[model]])
+    assert status == 200 and lines[-1] == "data: [DONE]"
+    ledger.flush()
+    failed = InferenceEvent.objects.get(organization=live_tenant.org, status="error")
+    assert (failed.http_status, failed.cost_usd) == (502, 0)
+
+
+@pytest.mark.parametrize("model,code", [
+    ("gpt-4o-mini", "upstream_malformed"),
+    ("claude-haiku-4-5", "upstream_malformed"),
+    # The cohere SDK drops an event that is not JSON (with a warning) and reads on: the stream
+    # then ends without message-end.
+    ("command-r-08-2024", "upstream_stream_broken"),
+])
+def test_stream_with_an_event_that_is_not_json_ends_in_sse_error(gateway, live_tenant, model,
+                                                                 code) -> None:
+    status, lines = _sse_lines(gateway, live_tenant.infer.raw, model,
+                               "tell me more [[len:80]] [[fail:malformed]]")
+    assert status == 200
+    assert lines[-1] != "data: [DONE]"
+    assert '"error"' in lines[-1] and code in lines[-1]
+    assert any('"content"' in line for line in lines[1:-1])  # part of the answer was relayed
+    ledger.flush()
+    event = InferenceEvent.objects.get(organization=live_tenant.org)
+    assert (event.status, event.error_code) == ("error", code)
+    assert 0 < event.output_tokens < 80 * 9 // 4 and event.cost_usd > 0
