@@ -6,6 +6,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+
 from asahi_project.errors import InvalidRequest, ModelNotFound
 from caching import exact
 from caching.keys import canonical_hash
@@ -58,8 +60,10 @@ async def create_embeddings(*, auth: AuthContext, body: dict[str, Any], request_
     ticket = await enforcement.admit(auth=auth, chain=[model], input_tokens=tokens_est,
                                      max_output_tokens=0)
     try:
-        result = await get_client(model.provider_kind, model.base_url or None,
-                                  model.api_key or None).embed(texts, model.upstream_name)
+        result = await get_client(
+            model.provider_kind, model.base_url or None, model.api_key or None,
+            timeout_s=settings.ASAHI_UPSTREAM_TIMEOUT,
+        ).embed(texts, model.upstream_name)
     except ProviderError as exc:
         await enforcement.release(ticket)
         raise upstream_error(exc, []) from exc

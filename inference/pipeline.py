@@ -285,7 +285,8 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
 
 
 def _adapter(model: ModelInfo) -> Any:
-    return get_client(model.provider_kind, model.base_url or None, model.api_key or None)
+    return get_client(model.provider_kind, model.base_url or None, model.api_key or None,
+                      timeout_s=settings.ASAHI_UPSTREAM_TIMEOUT)
 
 
 async def call_upstream(call: GatewayCall, p: Plan) -> tuple[ChatResult, ModelInfo, float, list[str]]:

@@ -27,7 +27,7 @@ from .server import (
     FakeState,
     SSEWriter,
     admit,
-    cut_json,
+    interrupted_json,
     json_response,
     read_json,
 )
@@ -127,7 +127,14 @@ async def messages_handler(request: web.Request) -> web.StreamResponse:
     last = messages[-1] if messages else {}
     last_blocks = _blocks(last.get("content"))
     prompt = "\n".join(b.get("text", "") for b in last_blocks if b.get("type") == "text")
-    d, fault = await admit(state, request, model=model, prompt=prompt, error_body=error_body)
+    d, fault = await admit(
+        state,
+        request,
+        model=model,
+        prompt=prompt,
+        error_body=error_body,
+        stream=bool(body.get("stream")),
+    )
     if fault is not None:
         return fault
 
@@ -178,16 +185,18 @@ async def messages_handler(request: web.Request) -> web.StreamResponse:
         "usage": usage,
     }
     if body.get("stream"):
-        return await _stream(request, state, d.chunk_ms, d.fail == "stream_cut", message)
-    if d.fail == "stream_cut":
-        return await cut_json(request, orjson.dumps(message))
+        return await _stream(request, state, d.chunk_ms, d.fail, message)
+    cut = interrupted_json(state, request, d, orjson.dumps(message))
+    if cut is not None:
+        return await cut
     return json_response(message, headers={"request-id": f"req_{mid[4:]}"})
 
 
 async def _stream(
-    request, state, chunk_ms: int, cut: bool, message: dict[str, Any]
+    request, state, chunk_ms: int, fail: str | None, message: dict[str, Any]
 ) -> web.StreamResponse:
-    w = SSEWriter(state, request, chunk_ms)
+    w = SSEWriter(state, request, chunk_ms, fail=fail)
+    cut = w.interrupts
     await w.start({"request-id": f"req_{message['id'][4:]}"})
     usage = message["usage"]
     start_usage = {**usage, "output_tokens": 1}
@@ -218,7 +227,7 @@ async def _stream(
             parts = split_chunks(block["text"])
             for i, part in enumerate(parts):
                 if cut and i >= max(1, len(parts) // 2):
-                    return w.cut()
+                    return await w.cut()
                 await w.send(
                     {
                         "type": "content_block_delta",
@@ -250,7 +259,7 @@ async def _stream(
                 )
         await w.send({"type": "content_block_stop", "index": index}, event="content_block_stop")
     if cut:
-        return w.cut()
+        return await w.cut()
     await w.send(
         {
             "type": "message_delta",

@@ -7,7 +7,13 @@ Rules (documented in docs/_parts/providers.md):
   ``[[len:N]]`` makes it exactly N words instead (a fixed vocabulary, picked by a prompt hash).
 * Markers in the last user message (or the ``X-Fake-Fail`` header, same syntax without brackets):
   ``[[fail:KIND]]`` or ``[[fail:KIND@model]]`` where KIND is ``429``, ``500``, ``timeout``,
-  ``stream_cut`` or ``malformed`` (``@model`` limits the fault to that model);
+  ``stream_cut``, ``stall``, ``malformed`` or ``bad_shape`` (``@model`` limits the fault to that
+  model);
+  ``stream_cut`` breaks the answer off half-way (a stream after half its chunks, a JSON body after
+  half its bytes) by dropping the connection, ``stall`` goes silent there instead and drops it
+  only after the server's ``timeout_sleep_s``; ``malformed`` is a 200 whose JSON body is cut
+  (a stream: half the answer, then an event that is not JSON, then the end); ``bad_shape`` is a
+  200 of valid JSON without the protocol's fields (a stream: three such events, then the end);
   ``[[chunk_ms:N]]`` sleeps N ms between streamed chunks; ``[[tool]]`` asks for a tool call.
 """
 
@@ -23,7 +29,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-FAIL_KINDS = ("429", "500", "timeout", "stream_cut", "malformed")
+FAIL_KINDS = ("429", "500", "timeout", "stream_cut", "stall", "malformed", "bad_shape")
 _FAIL_RE = re.compile(r"\[\[fail:([a-z0-9_]+)(?:@([^\]\s]+))?\]\]")
 _LEN_RE = re.compile(r"\[\[len:(\d+)\]\]")
 _CHUNK_RE = re.compile(r"\[\[chunk_ms:(\d+)\]\]")

@@ -23,6 +23,7 @@ from .server import (
     SSEWriter,
     admit,
     cut_json,
+    interrupted_json,
     json_response,
     read_json,
     start_chat,
@@ -81,15 +82,17 @@ async def chat(request: web.Request) -> web.StreamResponse:
     payload = {"id": rid, "finish_reason": finish, "message": message, "usage": usage}
     if body.get("stream"):
         return await _stream(
-            request, state, d.chunk_ms, d.fail == "stream_cut", payload, answer, call
+            request, state, d.chunk_ms, d.fail, payload, answer, call
         )
-    if d.fail == "stream_cut":
-        return await cut_json(request, orjson.dumps(payload))
+    cut = interrupted_json(state, request, d, orjson.dumps(payload))
+    if cut is not None:
+        return await cut
     return json_response(payload)
 
 
-async def _stream(request, state, chunk_ms, cut, payload, answer, call) -> web.StreamResponse:
-    w = SSEWriter(state, request, chunk_ms)
+async def _stream(request, state, chunk_ms, fail, payload, answer, call) -> web.StreamResponse:
+    w = SSEWriter(state, request, chunk_ms, fail=fail)
+    cut = w.interrupts
     await w.start()
 
     async def ev(data: dict[str, Any], pace: bool = False) -> None:
@@ -154,7 +157,7 @@ async def _stream(request, state, chunk_ms, cut, payload, answer, call) -> web.S
         parts = split_chunks(answer)
         for i, part in enumerate(parts):
             if cut and i >= max(1, len(parts) // 2):
-                return w.cut()
+                return await w.cut()
             await ev(
                 {
                     "type": "content-delta",
@@ -165,7 +168,7 @@ async def _stream(request, state, chunk_ms, cut, payload, answer, call) -> web.S
             )
         await ev({"type": "content-end", "index": 0})
     if cut:
-        return w.cut()
+        return await w.cut()
     await ev(
         {
             "type": "message-end",

@@ -26,6 +26,7 @@ from .server import (
     SSEWriter,
     admit,
     cut_json,
+    interrupted_json,
     json_response,
     read_json,
     start_chat,
@@ -136,13 +137,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "usage": usage,
         "system_fingerprint": "fp_fake",
     }
-    if d.fail == "stream_cut":
-        return await cut_json(request, orjson.dumps(payload))
+    cut = interrupted_json(state, request, d, orjson.dumps(payload))
+    if cut is not None:
+        return await cut
     return json_response(payload, headers=headers)
 
 
 async def _stream(request, state, d, body, rid, created, model, answer, call, finish, usage):
-    w = SSEWriter(state, request, d.chunk_ms)
+    w = SSEWriter(state, request, d.chunk_ms, fail=d.fail)
     await w.start({"x-request-id": rid})
     base = {
         "id": rid,
@@ -180,19 +182,19 @@ async def _stream(request, state, d, body, rid, created, model, answer, call, fi
         args = fn["arguments"]
         pieces = [args[i : i + 8] for i in range(0, len(args), 8)]
         for i, piece in enumerate(pieces):
-            if d.fail == "stream_cut" and i >= len(pieces) // 2:
-                return w.cut()
+            if w.interrupts and i >= len(pieces) // 2:
+                return await w.cut()
             await w.send(
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), pace=True
             )
     else:
         parts = split_chunks(answer)
         for i, part in enumerate(parts):
-            if d.fail == "stream_cut" and i >= max(1, len(parts) // 2):
-                return w.cut()
+            if w.interrupts and i >= max(1, len(parts) // 2):
+                return await w.cut()
             await w.send(chunk({"content": part}), pace=True)
-    if d.fail == "stream_cut":
-        return w.cut()
+    if w.interrupts:
+        return await w.cut()
     await w.send(chunk({}, finish))
     if (body.get("stream_options") or {}).get("include_usage"):
         await w.send({**base, "choices": [], "usage": usage})

@@ -122,10 +122,15 @@ async def read_json(request: web.Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+BROKEN_JSON = b'{"id": "broken", "choices": ['
+SHAPELESS_JSON = b'{"id": "broken", "unexpected": true}'
+
+
 async def fault_response(
-    state: FakeState, request: web.Request, kind: str, error_body: ErrorBody
+    state: FakeState, request: web.Request, kind: str, error_body: ErrorBody, *, stream: bool
 ) -> web.StreamResponse | None:
-    """The response for a non-stream fault, or None when the handler must produce it itself."""
+    """The response for a fault, or None when the handler must produce it itself (stream cuts,
+    stalls, and a stream's malformed event, which come half-way through the answer)."""
     if kind == "429":
         return web.Response(
             body=error_body(429, "Rate limit exceeded (fake)"),
@@ -146,17 +151,39 @@ async def fault_response(
             status=504,
             content_type="application/json",
         )
-    if kind == "malformed":
-        return web.Response(body=b'{"id": "broken", "choices": [', content_type="application/json")
+    if kind == "malformed" and not stream:
+        return web.Response(body=BROKEN_JSON, content_type="application/json")
+    if kind == "bad_shape" and not stream:
+        return web.Response(body=SHAPELESS_JSON, content_type="application/json")
+    if kind == "bad_shape":
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        for _ in range(3):
+            await resp.write(b"data: " + SHAPELESS_JSON + b"\n\n")
+        await resp.write_eof()
+        return resp
     return None
 
 
-async def cut_json(request: web.Request, payload: bytes) -> web.StreamResponse:
-    """Announce the full body length, send half of it, then drop the connection."""
+# Faults that break a response off half-way: ``stream_cut`` drops the connection at once,
+# ``stall`` goes silent (for ``timeout_sleep_s``, clients time out first) and then drops it;
+# in a stream, ``malformed`` sends an event that is not JSON and ends the stream there.
+INTERRUPTS = ("stream_cut", "stall")
+STREAM_INTERRUPTS = (*INTERRUPTS, "malformed")
+
+
+async def cut_json(
+    request: web.Request, payload: bytes, *, stall_s: float = 0.0
+) -> web.StreamResponse:
+    """Announce the full body length, send half of it, stall ``stall_s``, drop the connection."""
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     resp.content_length = len(payload)
     await resp.prepare(request)
     await resp.write(payload[: len(payload) // 2])
+    if stall_s:
+        await asyncio.sleep(stall_s)
     if request.transport is not None:
         request.transport.close()
     return resp
@@ -165,10 +192,18 @@ async def cut_json(request: web.Request, payload: bytes) -> web.StreamResponse:
 class SSEWriter:
     """Writes server-sent events and counts client disconnects."""
 
-    def __init__(self, state: FakeState, request: web.Request, chunk_ms: int) -> None:
+    def __init__(
+        self, state: FakeState, request: web.Request, chunk_ms: int, *, fail: str | None = None
+    ) -> None:
         self.state = state
         self.request = request
         self.chunk_s = chunk_ms / 1000
+        # ``stream_cut``, ``stall`` or ``malformed``: the handler breaks the stream off half-way
+        # with ``cut()``.
+        self.interrupts = fail in STREAM_INTERRUPTS
+        self.malformed = fail == "malformed"
+        self.last_event: str | None = None
+        self.stall_s = state.config.timeout_sleep_s if fail == "stall" else 0.0
         self.resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -182,12 +217,22 @@ class SSEWriter:
     async def send(self, data: Any, *, event: str | None = None, pace: bool = False) -> None:
         payload = data if isinstance(data, bytes) else orjson.dumps(data)
         head = b"event: " + event.encode() + b"\n" if event else b""
+        self.last_event = event
         if pace and self.chunk_s:
             await asyncio.sleep(self.chunk_s)
         await self.resp.write(head + b"data: " + payload + b"\n\n")
 
-    def cut(self) -> web.StreamResponse:
-        """Drop the connection mid-stream, without the protocol's final events."""
+    async def cut(self) -> web.StreamResponse:
+        """Drop the connection mid-stream, without the protocol's final events (after going
+        silent for a while when the fault is a ``stall``)."""
+        if self.stall_s:
+            await asyncio.sleep(self.stall_s)
+        if self.malformed:
+            # Named like the events before it, so clients that dispatch on the name parse it.
+            head = b"event: " + self.last_event.encode() + b"\n" if self.last_event else b""
+            await self.resp.write(head + b"data: " + BROKEN_JSON + b"\n\n")
+            await self.resp.write_eof()
+            return self.resp
         if self.request.transport is not None:
             self.request.transport.close()
         return self.resp
@@ -236,15 +281,33 @@ def build_app(config: FakeConfig) -> web.Application:
     return app
 
 
+def interrupted_json(
+    state: FakeState, request: web.Request, d: Directives, payload: bytes
+) -> Awaitable[web.StreamResponse] | None:
+    """The half-sent body of a non-stream answer under ``stream_cut`` or ``stall``, else None."""
+    if d.fail not in INTERRUPTS:
+        return None
+    stall_s = state.config.timeout_sleep_s if d.fail == "stall" else 0.0
+    return cut_json(request, payload, stall_s=stall_s)
+
+
 async def admit(
-    state: FakeState, request: web.Request, *, model: str, prompt: str, error_body: ErrorBody
+    state: FakeState,
+    request: web.Request,
+    *,
+    model: str,
+    prompt: str,
+    error_body: ErrorBody,
+    stream: bool = False,
 ) -> tuple[Directives, web.StreamResponse | None]:
     """Count the request and apply the configured latency and any injected fault: the request's
     directives, and the fault's response when the handler must send that instead (stream cuts
     are left to the handler)."""
     d = state.begin(request, model=model, prompt=prompt)
     await state.delay()
-    fault = await fault_response(state, request, d.fail, error_body) if d.fail else None
+    fault = (
+        await fault_response(state, request, d.fail, error_body, stream=stream) if d.fail else None
+    )
     return d, fault
 
 
@@ -273,7 +336,8 @@ async def start_chat(request: web.Request, error_body: Callable[[int, str], byte
     messages = body["messages"]
     last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
     prompt = content_text(last_user.get("content"))
-    d, fault = await admit(state, request, model=model, prompt=prompt, error_body=error_body)
+    d, fault = await admit(state, request, model=model, prompt=prompt, error_body=error_body,
+                           stream=bool(body.get("stream")))
     if fault is not None:
         return fault
     return ChatStart(state=state, body=body, model=model, messages=messages, prompt=prompt,

@@ -93,8 +93,11 @@ class OpenAIAdapter:
                 retryable=True,
                 provider=self.kind,
             )
-        result = result_from_openai(data)
-        return result
+        try:
+            return result_from_openai(data)
+        except ProviderError as exc:
+            exc.provider = exc.provider or self.kind  # the parser does not know whose body it was
+            raise
 
     async def stream(self, req: ChatRequest) -> ChatStream:
         body = self._body(req)

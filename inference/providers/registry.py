@@ -1,4 +1,4 @@
-"""One long-lived adapter per (event loop, kind, base_url, api_key).
+"""One long-lived adapter per (event loop, kind, base_url, api_key, timeout).
 
 SDK async clients hold connection pools bound to the event loop that first used them, so the cache
 is keyed by the running loop: the uvicorn loop, a test's loop and a Celery worker's ``asyncio.run``
@@ -27,7 +27,7 @@ _FACTORIES: dict[str, Callable[..., ProviderAdapter]] = {
     "cohere": lambda **kw: CohereAdapter(**kw),
 }
 
-_Key = tuple[str, str | None, str | None]
+_Key = tuple[str, str | None, str | None, float | None]
 _cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, ProviderAdapter]] = (
     weakref.WeakKeyDictionary()
 )
@@ -50,17 +50,27 @@ def make_adapter(
 
 
 def get_client(
-    kind: str, base_url: str | None = None, api_key: str | None = None
+    kind: str,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    *,
+    timeout_s: float | None = None,
 ) -> ProviderAdapter:
-    """The cached adapter for this provider on the running event loop (call from async code)."""
+    """The cached adapter for this provider on the running event loop (call from async code).
+
+    ``timeout_s`` bounds each wait on the upstream (connecting, the answer, and the gap between two
+    bytes of a stream, so a stalled stream ends too); None keeps the adapter's default."""
     loop = asyncio.get_running_loop()
     per_loop = _cache.get(loop)
     if per_loop is None:
         per_loop = _cache[loop] = {}
-    key = (kind, base_url or None, api_key or None)
+    key = (kind, base_url or None, api_key or None, timeout_s)
     adapter = per_loop.get(key)
     if adapter is None:
-        adapter = per_loop[key] = make_adapter(kind, base_url=base_url, api_key=api_key)
+        options = {} if timeout_s is None else {"timeout_s": timeout_s}
+        adapter = per_loop[key] = make_adapter(
+            kind, base_url=base_url, api_key=api_key, **options
+        )
     return adapter
 
 

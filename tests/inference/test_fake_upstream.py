@@ -237,3 +237,75 @@ def test_latency_and_fail_rate_options():
         assert sum(server.stats()["faults"].values()) == 1
     finally:
         server.stop()
+
+
+_STALL_CASES = [
+    ("/v1/chat/completions", {}, b"data: [DONE]"),
+    ("/v1/messages", {"max_tokens": 400}, b"message_stop"),
+    ("/v2/chat", {}, b"message-end"),
+]
+
+
+@pytest.mark.parametrize("path,extra,final", _STALL_CASES)
+@pytest.mark.parametrize("stream", [True, False])
+def test_stall_sends_half_then_goes_silent_then_drops(path, extra, final, stream):
+    """``[[fail:stall]]``: the first half of the answer arrives, then nothing for the server's
+    ``timeout_sleep_s``, then the connection closes without the protocol's final event/bytes."""
+    import socket
+
+    server = start_fake_upstream(timeout_sleep_s=1.0)
+    try:
+        body = json.dumps({"model": _model(), "stream": stream, **extra, "messages": [
+            {"role": "user", "content": "tell me [[len:40]] [[fail:stall]]"}]}).encode()
+        sock = socket.create_connection((server.host, server.port), timeout=5)
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        arrivals: list[tuple[float, bytes]] = []
+        while chunk := sock.recv(65536):
+            arrivals.append((time.monotonic(), chunk))
+        closed = time.monotonic()
+        sock.close()
+    finally:
+        server.stop()
+    received = b"".join(c for _, c in arrivals)
+    assert received.startswith(b"HTTP/1.1 200")
+    assert b"alpha" in received or b"bravo" in received or b"token" in received  # part of it
+    assert final not in received
+    if not stream:
+        head, _, payload = received.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        assert 0 < len(payload) < length  # announced the whole body, sent half
+    assert 0.9 <= closed - arrivals[-1][0] < 5  # silent for the stall, then dropped
+
+
+_PROTOCOLS = [
+    ("/v1/chat/completions", {}),
+    ("/v1/messages", {"max_tokens": 400}),
+    ("/v2/chat", {}),
+]
+
+
+@pytest.mark.parametrize("path,extra", _PROTOCOLS)
+def test_malformed_stream_sends_half_then_an_event_that_is_not_json(fake_upstream, path, extra):
+    status, _, raw = _post(fake_upstream.base_url, path, {
+        "model": _model(), "stream": True, **extra,
+        "messages": [{"role": "user", "content": "tell me [[len:40]] [[fail:malformed]]"}]})
+    assert status == 200
+    events = _sse(raw)
+    for _, data in events[:-1]:
+        json.loads(data)  # the first half is well-formed
+    assert len(events) > 3
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(events[-1][1])
+
+
+@pytest.mark.parametrize("path,extra", _PROTOCOLS)
+@pytest.mark.parametrize("stream", [True, False])
+def test_bad_shape_is_json_without_the_protocols_fields(fake_upstream, path, extra, stream):
+    status, _, raw = _post(fake_upstream.base_url, path, {
+        "model": _model(), "stream": stream, **extra,
+        "messages": [{"role": "user", "content": "x [[fail:bad_shape]]"}]})
+    assert status == 200
+    bodies = [json.loads(d) for _, d in _sse(raw)] if stream else [json.loads(raw)]
+    assert len(bodies) == (3 if stream else 1)
+    assert all(b == {"id": "broken", "unexpected": True} for b in bodies)

@@ -222,6 +222,7 @@ def test_max_tokens_gives_length(fake_upstream, kind):
         ("500", "server", None),
         ("timeout", "timeout", None),
         ("malformed", "malformed", None),
+        ("bad_shape", "malformed", None),
     ],
 )
 def test_faults_map_to_provider_errors(fake_upstream, kind, fault, expected_kind, retry_after):
