@@ -59,8 +59,11 @@ class SemanticScope:
 
 @dataclass
 class SemanticOutcome:
-    """What the tier did: a hit (answer, similarity), or why not; and the vector for the store."""
+    """What the tier did for ``query`` in ``scope``: a hit (answer, similarity), or why not; and
+    the vector, which the store after a miss reuses."""
 
+    query: str
+    scope: SemanticScope
     reason: str = ""
     answer: CachedAnswer | None = None
     similarity: float | None = None
@@ -293,12 +296,12 @@ async def semantic_lookup(query: str, scope: SemanticScope) -> SemanticOutcome:
 
     uncovered = outside(query, settings.ASAHI_SEMANTIC_LANGUAGES)
     if uncovered is not None:  # exact tier only; nothing embedded, so nothing stored either
-        return SemanticOutcome(reason=f"semantic tier off: {uncovered}")
+        return SemanticOutcome(query, scope, reason=f"semantic tier off: {uncovered}")
     embedder = _embedder()
     if embedder is None:
-        return SemanticOutcome(reason="semantic_bypass: no embedder could be loaded",
-                               bypassed=True)
-    out = SemanticOutcome()
+        return SemanticOutcome(query, scope, bypassed=True,
+                               reason="semantic_bypass: no embedder could be loaded")
+    out = SemanticOutcome(query, scope)
     started = time.perf_counter()
     try:
         future = batcher_for(embedder).submit(query)
@@ -326,10 +329,7 @@ async def semantic_lookup(query: str, scope: SemanticScope) -> SemanticOutcome:
 
 @dataclass
 class _Store:
-    scope: SemanticScope
-    embedder: str
-    vector: Any
-    prompt: str
+    outcome: SemanticOutcome  # a miss's lookup: prompt, scope and vector
     answer: CachedAnswer
 
 
@@ -346,7 +346,6 @@ class StoreWriter:
         self._idle = threading.Condition(self._lock)
         self._outstanding = 0
         self._thread: threading.Thread | None = None
-        self.written = 0
 
     def put(self, item: _Store) -> None:
         with self._lock:
@@ -356,10 +355,6 @@ class StoreWriter:
                                                 daemon=True)
                 self._thread.start()
         self._queue.put(item)
-
-    def pending(self) -> int:
-        with self._lock:
-            return self._outstanding
 
     def wait(self, timeout: float = 10.0) -> bool:
         """Block until every queued store is written (tests and graceful shutdown)."""
@@ -379,20 +374,20 @@ class StoreWriter:
                     self._idle.notify_all()
 
     def _write(self, batch: list[_Store]) -> None:
-        from caching.models import SemanticEntry, scope_key_of
+        from caching.models import SemanticEntry
 
         now = timezone.now()
-        entries = [
-            SemanticEntry(
-                organization_id=s.scope.org_id, model=s.scope.model,
-                task_type=s.scope.task_type, embedder=s.embedder,
-                embedding=list(map(float, s.vector)), prompt=s.prompt, answer=s.answer.__dict__,
-                expires_at=now + timedelta(seconds=s.scope.ttl_seconds),
-                scope_key=scope_key_of(organization_id=s.scope.org_id, model=s.scope.model,
-                                       task_type=s.scope.task_type, embedder=s.embedder),
-            )
-            for s in batch
-        ]
+        entries = []
+        for item in batch:
+            assert item.outcome.vector is not None  # semantic_store queues only embedded prompts
+            scope, (embedder, vector) = item.outcome.scope, item.outcome.vector
+            # scope_key is set by the table's insert trigger (bulk inserts skip save()).
+            entries.append(SemanticEntry(
+                organization_id=scope.org_id, model=scope.model, task_type=scope.task_type,
+                embedder=embedder, embedding=list(map(float, vector)), prompt=item.outcome.query,
+                answer=item.answer.__dict__,
+                expires_at=now + timedelta(seconds=scope.ttl_seconds),
+            ))
         try:
             SemanticEntry.objects.bulk_create(entries)
         except Exception:
@@ -404,8 +399,6 @@ class StoreWriter:
                 except Exception:
                     logger.exception("semantic_store_failed")
                     _release_connection(failed=True)
-        else:
-            self.written += len(entries)
         finally:
             _release_connection()
 
@@ -413,14 +406,8 @@ class StoreWriter:
 store_writer = StoreWriter()
 
 
-def semantic_store(*, query: str, scope: SemanticScope, vector: tuple[str, Any],
-                   answer: CachedAnswer) -> None:
-    """Queue the entry for a miss's answer (the vector was computed during the lookup)."""
-    embedder_name, values = vector
-    store_writer.put(_Store(scope=scope, embedder=embedder_name, vector=values, prompt=query,
-                            answer=answer))
-
-
-async def drain() -> None:
-    """Wait for pending stores (tests and graceful shutdown)."""
-    await asyncio.to_thread(store_writer.wait)
+def semantic_store(outcome: SemanticOutcome, answer: CachedAnswer) -> None:
+    """Queue the entry for a miss's answer, with the vector its lookup computed (a prompt that
+    was never embedded, e.g. outside the tier's languages, is not stored)."""
+    if outcome.vector is not None:
+        store_writer.put(_Store(outcome=outcome, answer=answer))

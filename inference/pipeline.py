@@ -14,7 +14,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -30,7 +31,7 @@ from asahi_project.errors import (
     UpstreamError,
 )
 from caching import exact
-from caching.bridge import SemanticScope, semantic_lookup, semantic_store
+from caching.bridge import SemanticOutcome, SemanticScope, semantic_lookup, semantic_store
 from caching.keys import canonical_hash
 from caching.singleflight import Flight
 from caching.singleflight import join as join_flight
@@ -79,9 +80,9 @@ class GatewayCall:
     # Lets a caller that decomposes a request (tier 3) correct the ledger row of one of its parts
     # (tier, baseline) before it is buffered; the ledger is append-only afterwards.
     ledger_adjust: Callable[[LedgerRow], None] | None = None
-    # Set by the semantic tier: (embedder id, vector) for the store after a miss, and why it
-    # served or refused a stored answer (the `X-Asahi-Cache-Reason` header).
-    semantic_vector: tuple[str, Any] | None = None
+    # Set by the semantic tier: its lookup (whose vector the store after a miss reuses), and why
+    # it served or refused a stored answer (the `X-Asahi-Cache-Reason` header).
+    semantic_outcome: SemanticOutcome | None = None
     semantic_reason: str = ""
     # Admitted without budget or rate-limit checks (Redis down, policy fails open): the ledger row
     # carries error_code UNMETERED and the response the X-Asahi-Unmetered header.
@@ -195,6 +196,14 @@ def cache_allowed(call: GatewayCall) -> tuple[bool, bool]:
 
 def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000.0
+
+
+@contextmanager
+def _timed(call: GatewayCall, stage: str) -> Iterator[None]:
+    """Record a stage's milliseconds for Server-Timing (only when it completes)."""
+    started = time.perf_counter()
+    yield
+    call.timings[stage] = _ms(started)
 
 
 def _baseline_model(call: GatewayCall, catalogue: Catalogue) -> ModelInfo | None:
@@ -390,20 +399,16 @@ def _semantic_scope(call: GatewayCall, p: Plan) -> SemanticScope:
                          threshold=policy.semantic_threshold or None)
 
 
-async def _store(call: GatewayCall, p: Plan, model: ModelInfo, digest: str,
-                 answer: exact.CachedAnswer) -> None:
+async def _store(call: GatewayCall, digest: str, answer: exact.CachedAnswer) -> None:
     await exact.put(call.auth.org_id, digest, answer, call.auth.policy.cache_ttl_seconds)
-    query = semantic_text(call)
-    if call.semantic_vector is not None and query is not None:
-        semantic_store(query=query, scope=_semantic_scope(call, p), vector=call.semantic_vector,
-                       answer=answer)
+    if call.semantic_outcome is not None:
+        semantic_store(call.semantic_outcome, answer)
 
 
 async def _lookup_caches(call: GatewayCall, p: Plan, catalogue: Catalogue, digest: str,
                          ) -> GatewayResponse | None:
-    t0 = time.perf_counter()
-    hit = await exact.get(call.auth.org_id, digest)
-    call.timings["exact"] = _ms(t0)
+    with _timed(call, "exact"):
+        hit = await exact.get(call.auth.org_id, digest)
     tier, similarity = 1, None
     techniques = ["cache_tier_1"]
     if hit is None:
@@ -413,7 +418,7 @@ async def _lookup_caches(call: GatewayCall, p: Plan, catalogue: Catalogue, diges
         outcome = await semantic_lookup(query, _semantic_scope(call, p))
         call.timings.update(embed=outcome.embed_ms, lookup=outcome.lookup_ms)
         # Why the tier served or refused (X-Asahi-Cache-Reason); a reason is not a technique.
-        call.semantic_reason, call.semantic_vector = outcome.reason, outcome.vector
+        call.semantic_reason, call.semantic_outcome = outcome.reason, outcome
         if outcome.bypassed and "semantic_bypass" not in p.techniques:
             p.techniques.append("semantic_bypass")
         if outcome.answer is None:
@@ -460,9 +465,8 @@ async def _cached_or_admit(call: GatewayCall, catalogue: Catalogue, flights: lis
     Shared by the plain and the streaming path, so both read the same tiers and deny alike."""
     p: Plan | None = None
     try:
-        t0 = time.perf_counter()
-        p = await plan(call, catalogue)
-        call.timings["plan"] = _ms(t0)
+        with _timed(call, "plan"):
+            p = await plan(call, catalogue)
         check_request_limits(call, p)
         may_read, may_write = cache_allowed(call)
         digest = cache_digest(call, p) if (may_read or may_write) else ""
@@ -476,11 +480,10 @@ async def _cached_or_admit(call: GatewayCall, catalogue: Catalogue, flights: lis
                 cached = await _lookup_caches(call, p, catalogue, digest)
                 if cached is not None:
                     return cached
-        t0 = time.perf_counter()
-        admission = await enforcement.admit(auth=call.auth, chain=p.chain,
-                                            input_tokens=p.input_tokens_est,
-                                            max_output_tokens=p.max_output_tokens)
-        call.timings["admit"] = _ms(t0)
+        with _timed(call, "admit"):
+            admission = await enforcement.admit(auth=call.auth, chain=p.chain,
+                                                input_tokens=p.input_tokens_est,
+                                                max_output_tokens=p.max_output_tokens)
         call.unmetered = admission.unmetered
     except AsahiError as err:
         status = "rate_limited" if err.status == 429 else (
@@ -511,22 +514,19 @@ async def _complete(call: GatewayCall, flights: list[Flight]) -> GatewayResponse
         await enforcement.release(admission)
         raise
     cost = pricing.cost_of(model, result.usage)
-    t0 = time.perf_counter()
-    await enforcement.settle(admission, cost_usd=cost, tokens=result.usage.total_tokens)
-    call.timings["settle"] = _ms(t0)
+    with _timed(call, "settle"):
+        await enforcement.settle(admission, cost_usd=cost, tokens=result.usage.total_tokens)
     baseline = pricing.baseline_cost(_baseline_model(call, catalogue), result.usage)
     if may_write and result.finish_reason in ("stop", "tool_calls"):
-        t0 = time.perf_counter()
-        await _store(call, p, model, digest, _to_cache(result, model, cost))
-        call.timings["store"] = _ms(t0)
+        with _timed(call, "store"):
+            await _store(call, digest, _to_cache(result, model, cost))
     reason = p.reason if model is p.chain[0] else (
         f"{p.reason}; fell back to {model.name} after: {'; '.join(notes)}")
     p.reason = reason
-    t0 = time.perf_counter()
-    latency = record(call, model=model, p=p, status="ok", http_status=200, usage=result.usage,
-                     cost=cost, baseline=baseline, upstream_ms=upstream_ms,
-                     response_text=result.content)
-    call.timings["ledger"] = _ms(t0)
+    with _timed(call, "ledger"):
+        latency = record(call, model=model, p=p, status="ok", http_status=200,
+                         usage=result.usage, cost=cost, baseline=baseline,
+                         upstream_ms=upstream_ms, response_text=result.content)
     techniques = list(p.techniques)
     if model is not p.chain[0]:
         techniques.append("fallback")
@@ -760,7 +760,7 @@ async def _relay(call: GatewayCall, p: Plan, catalogue: Catalogue, model: ModelI
                                 raw_id="")
             try:
                 if status == "ok" and digest and finish in ("stop", "tool_calls"):
-                    await _store(call, p, model, digest, _to_cache(result, model, cost))
+                    await _store(call, digest, _to_cache(result, model, cost))
             finally:
                 for flight in flights:  # after the store, so followers find the answer
                     await flight.release()
