@@ -17,14 +17,13 @@ from functools import lru_cache
 
 import regex
 
-from caching.semantic.features import normalize
+from caching.semantic.features import NON_LATIN, normalize
 
 # Scripts by name, for the reason shown to users; the first that occurs is named.
 _SCRIPTS = (
     "Cyrillic", "Greek", "Arabic", "Hebrew", "Devanagari", "Bengali", "Tamil", "Telugu",
     "Hangul", "Hiragana", "Katakana", "Han", "Thai", "Armenian", "Georgian", "Ethiopic",
 )  # fmt: skip
-_NON_LATIN = regex.compile(r"[[\p{L}\p{M}]--[\p{Latin}\p{Inherited}]]", regex.V1)
 # A lone Greek letter is a mathematical symbol ("the value of π", "α and β"), not Greek text.
 _LONE_GREEK = regex.compile(r"(?<![\p{L}\p{M}])\p{Greek}(?![\p{L}\p{M}])")
 _WORD = regex.compile(r"[\p{L}\p{M}']+")
@@ -77,7 +76,7 @@ def outside(text: str, languages: str = "en") -> str | None:
 def _outside_english(text: str) -> str | None:
     text = normalize(text)
     stripped = _LONE_GREEK.sub(" ", text)
-    if _NON_LATIN.search(stripped):
+    if NON_LATIN.search(stripped):
         script = next((s for s in _SCRIPTS if regex.search(rf"\p{{{s}}}", stripped)), "non-Latin")
         return f"{script} script is outside the semantic tier's calibration (English)"
     words = [w.casefold().strip("'") for w in _WORD.findall(text)]

@@ -34,7 +34,7 @@ _WORD_RE = regex.compile(
 )
 _ARROWS = regex.compile(_ARROW)
 _POSSESSIVE = re.compile(r"'s$")
-_NON_LATIN = regex.compile(r"[[\p{L}\p{M}]--[\p{Latin}\p{Inherited}]]", regex.V1)
+NON_LATIN = regex.compile(r"[[\p{L}\p{M}]--[\p{Latin}\p{Inherited}]]", regex.V1)
 _WORD_END = re.compile(r"'s?$")
 # Decimal digits of every script as ASCII ("١٥" is 15); NFKC leaves most of them alone.
 _DIGITS = {
@@ -447,7 +447,7 @@ def analyze(text: str) -> TextInfo:
         question_kind=_question_kind(lower),
         directed=_directed_pairs(tokens),
         trigrams=trigrams,
-        non_latin=bool(_NON_LATIN.search(text)),
+        non_latin=bool(NON_LATIN.search(text)),
     )
 
 
