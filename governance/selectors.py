@@ -134,12 +134,16 @@ class _AuthCache:
         from asahi_project.redis_client import get_sync_redis
 
         redis = get_sync_redis()
+        failing = False
         while True:
             try:
                 stamp = redis.get(STAMP_KEY)
             except Exception as exc:  # Redis down: entries still expire on their own
-                logger.warning("auth_stamp_read_failed", extra={"error": type(exc).__name__})
+                if not failing:  # once per outage, not twice a second
+                    logger.warning("auth_stamp_read_failed", extra={"error": type(exc).__name__})
+                failing = True
             else:
+                failing = False
                 # Any difference, a vanished key included (a flushed Redis counts from 1 again).
                 if stamp != self._stamp:
                     with self._lock:
