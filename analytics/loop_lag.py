@@ -11,10 +11,13 @@ under servers without an ASGI lifespan.
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
 import weakref
 from collections import deque
+from typing import Any
 
-from analytics.metrics import LOOP_LAG, LOOP_LAG_MAX
+from analytics.metrics import GC_PAUSE, LOOP_LAG, LOOP_LAG_MAX
 
 INTERVAL_SECONDS = 0.2
 WINDOW_SECONDS = 5.0
@@ -48,3 +51,21 @@ async def monitor(*, interval: float = INTERVAL_SECONDS, window: float = WINDOW_
         while recent[0][0] < now - window:
             recent.popleft()
         LOOP_LAG_MAX.set(max(value for _, value in recent))
+
+
+_gc_started: list[float] = []
+
+
+def _gc_callback(phase: str, info: dict[str, Any]) -> None:
+    # Runs inside the collector: no allocation-heavy work here.
+    if phase == "start":
+        _gc_started.append(time.perf_counter())
+    elif _gc_started:
+        GC_PAUSE.labels(generation=str(info["generation"])).observe(
+            time.perf_counter() - _gc_started.pop())
+
+
+def watch_gc_pauses() -> None:
+    """Record every collection's pause in ``asahi_gc_pause_seconds`` (once per process)."""
+    if _gc_callback not in gc.callbacks:
+        gc.callbacks.append(_gc_callback)

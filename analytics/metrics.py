@@ -170,6 +170,14 @@ LOOP_LAG_MAX = _metric(
     (),
     multiprocess_mode="liveall",
 )
+# A collection stops every thread of the process, the event loop included.
+GC_PAUSE = _metric(
+    Histogram,
+    "asahi_gc_pause_seconds",
+    "Wall time of each garbage collection in a web process, by generation (2 = full pass).",
+    ("generation",),
+    buckets=LOOP_LAG_BUCKETS,
+)
 
 
 class CircuitState:

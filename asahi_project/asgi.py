@@ -30,6 +30,7 @@ from django.utils.deprecation import MiddlewareMixin  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 
 from analytics import loop_lag  # noqa: E402
+from asahi_project.gc_tuning import freeze_after_startup  # noqa: E402
 from asahi_project.middleware import HOT_PATH_SKIPPED, InlineHooksMiddleware  # noqa: E402
 from asahi_project.ws import websocket_urlpatterns  # noqa: E402
 
@@ -128,3 +129,7 @@ async def http_app(scope: Any, receive: Any, send: Any) -> None:
 application = ProtocolTypeRouter(
     {"http": http_app, "websocket": URLRouter(websocket_urlpatterns)}
 )
+
+loop_lag.watch_gc_pauses()
+if settings.ASAHI_GC_FREEZE:
+    freeze_after_startup()

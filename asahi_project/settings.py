@@ -266,6 +266,9 @@ if ASAHI_SEMANTIC_EMBEDDER.partition(":")[0] not in {"local", "openai", "cohere"
 ASAHI_SEMANTIC_LANGUAGES = env_str("ASAHI_SEMANTIC_LANGUAGES", "en").strip().lower()
 if ASAHI_SEMANTIC_LANGUAGES not in {"en", "all"}:
     raise ConfigError("ASAHI_SEMANTIC_LANGUAGES must be en or all")
+
+# Freeze start-up objects out of the garbage collector's full passes (asahi_project/gc_tuning.py).
+ASAHI_GC_FREEZE = env_bool("ASAHI_GC_FREEZE", True)
 # Read by caching.semantic.embedders (which also runs without Django); checked here so that a bad
 # value stops start-up instead of silently turning the semantic tier off.
 env_int("ASAHI_EMBED_THREADS", 0, minimum=0)
