@@ -183,7 +183,8 @@ class EvalReport:
         if self.families:
             lines += [
                 "",
-                "per task family (unseen = never trained on: every row; seen = held-out rows only)",
+                "per task family (unseen = never trained on: every row; seen = "
+                + ("held-out rows only)" if self.split == "heldout" else "all rows, incl. training)"),
                 f"{'family':<18}{'':<7}{'n':>6}{'router APGR':>13}{'length APGR':>13}"
                 f"{'router CPT50':>14}{'length CPT50':>14}",
             ]
