@@ -13,6 +13,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asahi_project.settings")
 
 import asyncio
 import contextlib
+import threading
 from typing import Any
 
 from channels.routing import ProtocolTypeRouter, URLRouter
@@ -33,6 +34,7 @@ from analytics import loop_lag  # noqa: E402
 from asahi_project.gc_tuning import freeze_after_startup  # noqa: E402
 from asahi_project.middleware import HOT_PATH_SKIPPED, InlineHooksMiddleware  # noqa: E402
 from asahi_project.ws import websocket_urlpatterns  # noqa: E402
+from routing.difficulty import warm as warm_difficulty  # noqa: E402
 
 # Exact paths of the async, csrf-exempt inference views.
 HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/embeddings", "/infer"})
@@ -118,6 +120,10 @@ class LeanASGIHandler(ASGIHandler):
 
 
 lean_asgi = LeanASGIHandler()
+
+# The router's difficulty predictor reads wordfreq's table (~0.6 s) on first use: load it now, on a
+# thread, so that the first routed request does not stall the event loop.
+threading.Thread(target=warm_difficulty, name="warm-difficulty", daemon=True).start()
 
 
 async def http_app(scope: Any, receive: Any, send: Any) -> None:

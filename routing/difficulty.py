@@ -1,13 +1,16 @@
 """Learned prompt difficulty: the probability that a prompt needs the strong model.
 
-The predictor is a linear model over (a) ~20 general prompt features (length, structure, digit/math/
-code density, reasoning cues, answer-option shape) and (b) a compact TF-IDF lexical model with strong
-ridge regularisation, blended with standardised log-length so that it cannot rank prompts much worse
-than the prompt-length baseline on task families it never saw. It is trained by
-`python -m routing.training` (see that module) and shipped as `routing/artifacts/difficulty_v1.json`.
+The predictor is a linear model over (a) ~34 general prompt features (length, structure, digit/math/
+code density, reasoning cues, answer-option shape, word rarity by a general English frequency list,
+numbers and operators in the question, sentence structure) and (b) a compact TF-IDF lexical model
+with strong ridge regularisation, blended with standardised log-length so that it cannot rank
+prompts much worse than the prompt-length baseline on task families it never saw. It is trained by
+`python -m routing.training` (see that module) and shipped as `routing/artifacts/difficulty_v2.json`;
+`DifficultyModel.version` names the artifact in every routing reason.
 
 Everything here is pure Python: feature extraction is a handful of precompiled regexes and a dict
-lookup per token, well under a millisecond per prompt.
+lookup per token, well under a millisecond per prompt. Word rarity reads wordfreq's English table
+(loaded once per process; words below Zipf 2 are dropped from it to keep it small).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-ARTIFACT_PATH = Path(__file__).resolve().parent / "artifacts" / "difficulty_v1.json"
+ARTIFACT_PATH = Path(__file__).resolve().parent / "artifacts" / "difficulty_v2.json"
+ARTIFACT_FORMAT = "asahi-difficulty-v2"
 
 # Long prompts: structure is visible in the head; the length feature still sees the full prompt.
 _MAX_SCAN_CHARS = 4000
@@ -60,6 +64,13 @@ _REASON_WORDS = frozenset(
     ]
 )
 _NEGATION_WORDS = frozenset({"NOT", "EXCEPT", "LEAST", "never", "not"})
+# v2 features: rarity, numbers/operators in the question, sentence structure.
+_RARITY_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+_NUMBER_SEP = re.compile(r"\d+(?:[.,]\d+)?")
+_OPERATOR = re.compile("[=+\\-*/^<>%\u00d7\u00f7]")  # incl. multiplication and division signs
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+_VOWEL_GROUP = re.compile(r"[aeiouy]+")
+_MIN_ZIPF = 2.0  # words rarer than this (or unknown) count as Zipf 0
 
 GENERAL_FEATURES: tuple[str, ...] = (
     "log_chars",
@@ -83,7 +94,68 @@ GENERAL_FEATURES: tuple[str, ...] = (
     "has_question_mark",
     "has_statement_pair",
     "log_quotes",
+    # v2
+    "rare_word_rate",
+    "very_rare_word_rate",
+    "mean_zipf",
+    "rarest_fifth_zipf",
+    "log_question_numbers",
+    "log_question_operators",
+    "log_sentences",
+    "log_words_per_sentence",
+    "numeric_option_rate",
+    "option_rare_word_rate",
+    "option_question_overlap",
+    "syllables_per_word",
+    "log_question_words",
 )
+
+
+@lru_cache(maxsize=1)
+def _zipf_table() -> dict[str, float]:
+    """English word -> Zipf frequency (log10 per billion words), from wordfreq (Apache-2.0 code;
+    its data is CC-BY-SA 4.0, read from the installed package, never copied into the project).
+
+    wordfreq stores words in centibel bins, most frequent first: bin i holds Zipf 9 - i/100.
+    About 0.6 s and 40 MB once per process: `warm()` does it off the request path."""
+    from wordfreq import get_frequency_list
+
+    table = {}
+    for i, words in enumerate(get_frequency_list("en")):
+        z = round(9.0 - i / 100.0, 2)
+        if z < _MIN_ZIPF:
+            break
+        for word in words:
+            table[word] = z
+    return table
+
+
+def _rarity_features(question: str, options: list[tuple[str, str]]) -> list[float]:
+    zipf = _zipf_table()
+    words = _RARITY_WORD.findall(question)
+    n = max(len(words), 1)
+    zs = [zipf.get(w.lower(), 0.0) for w in words]
+    rarest = sorted(zs)[: max(1, n // 5)]
+    sentences = max(len(_SENTENCE_END.findall(question)), 1)
+    option_words = [_RARITY_WORD.findall(o[1]) for o in options]
+    n_option_words = max(sum(len(ws) for ws in option_words), 1)
+    q_set = {w.lower() for w in words}
+    return [
+        sum(1 for z in zs if z < 3.0) / n,
+        sum(1 for z in zs if z < _MIN_ZIPF) / n,
+        sum(zs) / n,
+        sum(rarest) / len(rarest) if zs else 0.0,
+        math.log1p(len(_NUMBER_SEP.findall(question))),
+        math.log1p(len(_OPERATOR.findall(question))),
+        math.log1p(sentences),
+        math.log1p(n / sentences),
+        (sum(1 for o in options if _NUMBER_SEP.search(o[1])) / len(options)) if options else 0.0,
+        sum(1 for ws in option_words for w in ws if zipf.get(w.lower(), 0.0) < 3.0)
+        / n_option_words,
+        sum(1 for ws in option_words for w in ws if w.lower() in q_set) / n_option_words,
+        sum(max(1, len(_VOWEL_GROUP.findall(w.lower()))) for w in words) / n,
+        math.log1p(n),
+    ]
 
 
 def general_features(prompt: str) -> list[float]:
@@ -133,6 +205,7 @@ def general_features(prompt: str) -> list[float]:
         float("?" in text),
         float("Statement 1" in text),
         math.log1p(text.count('"')),
+        *_rarity_features(question, options),
     ]
 
 
@@ -168,6 +241,11 @@ class DifficultyModel:
     calib_offset: float
     metadata: dict[str, object]
 
+    @property
+    def version(self) -> str:
+        """Artifact name and training-data digest, e.g. "difficulty-v2+3f9a1c2e"."""
+        return str(self.metadata.get("version", "difficulty-unversioned"))
+
     def raw_score(self, prompt: str) -> float:
         """Monotone difficulty score (higher = more likely to need the strong model)."""
         feats = general_features(prompt)
@@ -196,7 +274,7 @@ class DifficultyModel:
             return float(f"{x:.6g}")
 
         return {
-            "format": "asahi-difficulty-v1",
+            "format": ARTIFACT_FORMAT,
             "general_features": list(GENERAL_FEATURES),
             "feature_mean": [r(x) for x in self.feature_mean],
             "feature_scale": [r(x) for x in self.feature_scale],
@@ -214,8 +292,8 @@ class DifficultyModel:
 
     @classmethod
     def from_json(cls, data: dict) -> DifficultyModel:
-        if data.get("format") != "asahi-difficulty-v1":
-            raise ValueError("not an asahi-difficulty-v1 artifact")
+        if data.get("format") != ARTIFACT_FORMAT:
+            raise ValueError(f"not an {ARTIFACT_FORMAT} artifact")
         if tuple(data["general_features"]) != GENERAL_FEATURES:
             raise ValueError("artifact was trained with a different feature set")
         vocab = data["vocab"]
@@ -246,6 +324,11 @@ def load_model(path: Path | str = ARTIFACT_PATH) -> DifficultyModel:
 def default_model() -> DifficultyModel:
     """The shipped predictor, loaded once per process."""
     return load_model(ARTIFACT_PATH)
+
+
+def warm() -> None:
+    """Load the shipped predictor and the word-frequency table (call at server start, in a thread)."""
+    default_model().predict("warm up")
 
 
 def predict_difficulty(prompt: str, *, model: DifficultyModel | None = None) -> float:

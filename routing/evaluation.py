@@ -142,6 +142,22 @@ def baseline_scores(
     raise ValueError(f"unknown baseline {name!r}")
 
 
+GOAL_APGR = 0.65
+GOAL_CPT50 = 0.30
+
+
+@dataclass(frozen=True)
+class FamilyResult:
+    """Router vs the length baseline on one task family."""
+
+    family: str
+    seen: bool  # the predictor trained on (other rows of) this family
+    subjects: tuple[str, ...]
+    n: int
+    router: RouterMetrics
+    length: RouterMetrics
+
+
 @dataclass(frozen=True)
 class EvalReport:
     n: int
@@ -149,16 +165,94 @@ class EvalReport:
     weak_quality: float
     strong_quality: float
     rows: tuple[tuple[str, RouterMetrics], ...]  # (router name, metrics)
+    version: str = ""
+    families: tuple[FamilyResult, ...] = ()
+    unseen: tuple[tuple[str, RouterMetrics], ...] = ()  # pooled unseen rows: router, length
+    # (family, router, length) from the artifact's training-time check, if it was run
+    leave_one_out: tuple[tuple[str, dict[str, float], dict[str, float]], ...] = ()
 
     def format(self) -> str:
         lines = [
+            f"predictor: {self.version}",
             f"prompts: {self.n} (split={self.split})  weak quality {self.weak_quality:.3f}  "
             f"strong quality {self.strong_quality:.3f}",
             f"{'router':<22}{'APGR':>8}{'CPT(50%)':>11}{'CPT(80%)':>11}",
         ]
         for name, m in self.rows:
             lines.append(f"{name:<22}{m.apgr:>8.3f}{m.cpt50:>10.1%} {m.cpt80:>10.1%}")
+        if self.families:
+            lines += [
+                "",
+                "per task family (unseen = never trained on: every row; seen = "
+                + ("held-out rows only)" if self.split == "heldout" else "all rows, incl. training)"),
+                f"{'family':<18}{'':<7}{'n':>6}{'router APGR':>13}{'length APGR':>13}"
+                f"{'router CPT50':>14}{'length CPT50':>14}",
+            ]
+            for f in self.families:
+                lines.append(
+                    f"{f.family:<18}{'seen' if f.seen else 'UNSEEN':<7}{f.n:>6}"
+                    f"{f.router.apgr:>13.3f}{f.length.apgr:>13.3f}"
+                    f"{f.router.cpt50:>13.1%} {f.length.cpt50:>13.1%}"
+                )
+            for f in self.families:
+                if not f.seen:
+                    lines.append(f"  unseen {f.family} subjects: {', '.join(f.subjects)}")
+        if self.leave_one_out:
+            lines += [
+                "",
+                "leave-one-family-out (same recipe trained on the other seven families; recorded in",
+                "the artifact by `python -m routing.training --check-generalization`)",
+                f"{'held-out family':<20}{'router APGR':>13}{'length APGR':>13}"
+                f"{'router CPT50':>14}{'length CPT50':>14}",
+            ]
+            for family, router, length in self.leave_one_out:
+                lines.append(
+                    f"{family:<20}{router['apgr']:>13.3f}{length['apgr']:>13.3f}"
+                    f"{router['cpt50']:>13.1%} {length['cpt50']:>13.1%}"
+                )
+        lines += ["", *self.goal_lines()]
         return "\n".join(lines)
+
+    def goal_lines(self) -> list[str]:
+        unseen_families = [f for f in self.families if not f.seen]
+        if self.unseen:
+            router = dict(self.unseen)["router"]
+            length = dict(self.unseen)["length"]
+        else:
+            router, length = dict(self.rows)["asahi-autopilot"], dict(self.rows)["length"]
+        below = [f.family for f in self.families if f.router.apgr < f.length.apgr]
+        if not self.families and router.apgr < length.apgr:
+            below = ["(all prompts)"]
+
+        def mark(ok: bool) -> str:
+            return "met" if ok else "NOT met"
+
+        return [
+            f"goals (issue 15) on prompts of families the predictor never trained on"
+            f" ({', '.join(f.family for f in unseen_families) or 'all prompts'}):",
+            f"  APGR >= {GOAL_APGR:.2f}: {router.apgr:.3f} (length {length.apgr:.3f}) "
+            f"-> {mark(router.apgr >= GOAL_APGR)}",
+            f"  CPT(50%) <= {GOAL_CPT50:.0%}: {router.cpt50:.1%} (length {length.cpt50:.1%}) "
+            f"-> {mark(router.cpt50 <= GOAL_CPT50)}",
+            f"  router APGR >= length APGR on every family: "
+            f"{'yes' if not below else 'below on ' + ', '.join(below)} -> {mark(not below)}",
+        ]
+
+
+def _metrics_pair(
+    records: Sequence[Any], scores: dict[str, float], points: int | None
+) -> tuple[RouterMetrics, RouterMetrics]:
+    prompts = [r.prompt for r in records]
+    w = [r.weak for r in records]
+    s = [r.strong for r in records]
+    router = evaluate_scores(scores=[scores[p] for p in prompts], weak=w, strong=s, points=points)
+    length = evaluate_scores(
+        scores=baseline_scores(name="length", prompts=prompts, weak=w, strong=s),
+        weak=w,
+        strong=s,
+        points=points,
+    )
+    return router, length
 
 
 def evaluate_responses(
@@ -172,39 +266,96 @@ def evaluate_responses(
 ) -> EvalReport:
     """Score every prompt with the shipped predictor and the baselines (reads files: not hot path).
 
-    `split`: "heldout" keeps prompts in the held-out hash buckets (the same split training used),
-    "all" keeps everything; default is heldout for a directory and all for a single file.
+    `split`: "heldout" keeps the prompts the predictor never trained on: every row of an unseen
+    task family (the artifact's `heldout_families`, or any file outside MMLU) and, of the families
+    it trained on, the rows in held-out hash buckets; "all" keeps everything. Default: heldout for
+    a directory, all for a single file. MMLU rows are also reported per task family.
     """
     from pathlib import Path
 
-    from routing.datasets import is_heldout, load_contaminated, load_responses
+    from routing.datasets import (
+        EXCLUDED_SUBJECTS,
+        TASK_FAMILIES,
+        family_of,
+        is_heldout,
+        load_contaminated,
+        load_responses,
+        subject_of,
+    )
     from routing.difficulty import default_model
+
+    model = default_model()
+    raw_unseen = model.metadata.get("heldout_families", [])
+    unseen_families = set(raw_unseen) if isinstance(raw_unseen, list) else set()
+
+    def seen(source: str) -> bool:
+        family = family_of(source)
+        return family is not None and family not in unseen_families
 
     resolved = split or ("heldout" if Path(path).is_dir() else "all")
     if resolved not in ("heldout", "all"):
         raise ValueError("split must be 'heldout' or 'all'")
     exclude = load_contaminated(contaminated) if contaminated else frozenset()
-    records = load_responses(path=path, strong=strong, weak=weak, exclude=exclude)
+    records = [
+        r
+        for r in load_responses(path=path, strong=strong, weak=weak, exclude=exclude)
+        if subject_of(r.source) not in EXCLUDED_SUBJECTS
+    ]
     if resolved == "heldout":
-        records = [r for r in records if is_heldout(r.prompt)]
+        records = [r for r in records if not seen(r.source) or is_heldout(r.prompt)]
     if not records:
         raise ValueError("no prompts to evaluate")
     prompts = [r.prompt for r in records]
     w = [r.weak for r in records]
     s = [r.strong for r in records]
-    model = default_model()
-    scored = [("asahi-autopilot", [model.raw_score(p) for p in prompts])]
+    router_scores = [model.raw_score(p) for p in prompts]
+    scored = [("asahi-autopilot", router_scores)]
     for name in ("random", "length", "oracle"):
         scored.append((name, baseline_scores(name=name, prompts=prompts, weak=w, strong=s)))
     rows = tuple(
         (name, evaluate_scores(scores=sc, weak=w, strong=s, points=points)) for name, sc in scored
     )
+
+    by_prompt = dict(zip(prompts, router_scores, strict=True))
+    families = []
+    for family, subjects in TASK_FAMILIES.items():
+        fam = [r for r in records if family_of(r.source) == family]
+        # A family needs both outcomes present for PGR to be defined.
+        if fam and sum(r.strong for r in fam) != sum(r.weak for r in fam):
+            router, length = _metrics_pair(fam, by_prompt, points)
+            present = sorted({subject_of(r.source) for r in fam})
+            families.append(
+                FamilyResult(
+                    family=family,
+                    seen=family not in unseen_families,
+                    subjects=tuple(x for x in subjects if x in present),
+                    n=len(fam),
+                    router=router,
+                    length=length,
+                )
+            )
+    unseen_rows = [r for r in records if not seen(r.source)]
+    unseen: tuple[tuple[str, RouterMetrics], ...] = ()
+    if families and unseen_rows:
+        router, length = _metrics_pair(unseen_rows, by_prompt, points)
+        unseen = (("router", router), ("length", length))
+    recorded = model.metadata.get("metrics")
+    leave_one_out = []
+    if isinstance(recorded, dict) and families:
+        for key, value in recorded.items():
+            if key.startswith("leave_out_") and isinstance(value, dict):
+                leave_one_out.append((key.removeprefix("leave_out_"), value["router"],
+                                      value["length"]))
     return EvalReport(
         n=len(records),
         split=resolved,
         weak_quality=sum(w) / len(w),
         strong_quality=sum(s) / len(s),
         rows=rows,
+        version=model.version,
+        families=tuple(families),
+        unseen=unseen,
+        leave_one_out=tuple(leave_one_out),
     )
 
 

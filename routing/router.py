@@ -100,11 +100,13 @@ def route(
         return _route_explicit(request=request, cons=cons, candidates=candidates)
 
     task = cons.task_type or detect_task_type(request.prompt).name
+    predictor = ""  # names the shipped artifact in the reason; a caller's own predictor is unnamed
     if predict_difficulty is None or reference_difficulty is None:
         from routing.difficulty import default_model
 
         model = default_model()
-        predict_difficulty = predict_difficulty or model.predict
+        if predict_difficulty is None:
+            predict_difficulty, predictor = model.predict, f" ({model.version})"
         if reference_difficulty is None:
             base = model.metadata.get("base_rate", DEFAULT_REFERENCE_DIFFICULTY)
             reference_difficulty = float(base) if isinstance(base, int | float) else 0.18
@@ -154,7 +156,8 @@ def route(
         for s in sorted(scored, key=lambda s: s.cost)
     )
     reason = (
-        f"{cons.mode}: task type {task}, predicted difficulty {difficulty:.2f}; quality threshold "
+        f"{cons.mode}: task type {task}, predicted difficulty {difficulty:.2f}{predictor}; "
+        f"quality threshold "
         f"{cons.quality_threshold:g} ({cons.quality_source}). Considered {listing}. "
         f"Chose {chosen.cand.name}: {why}."
     )

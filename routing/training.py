@@ -1,19 +1,25 @@
 """Train the difficulty predictor shipped in routing/artifacts/ (reproducible, deterministic).
 
-    python -m routing.training                       # train on the MMLU train half, write artifact
-    python -m routing.training --check-generalization  # also run leave-subject-group-out
+    python -m routing.training                         # train, write routing/artifacts/difficulty_v2.json
+    python -m routing.training --check-generalization  # also leave each task family out in turn
 
 Target: the per-prompt gain of calling the strong model, strong_correct - weak_correct in {-1, 0, 1},
-fitted by ridge regression on standardised general features plus a TF-IDF lexical block; the ridge
-output is blended with standardised log-length (weight `length_weight`) and then mapped to a
-probability of "strong needed" (weak wrong, strong right) by a one-feature logistic calibration.
-Training uses only prompts whose SHA-256 bucket is < 50 (see routing.datasets); the rest is held out.
-Needs scikit-learn (a dev dependency); serving needs only routing.difficulty.
+centred within each MMLU subject, fitted by ridge regression on standardised general features plus
+a TF-IDF lexical block; the ridge output is blended with standardised log-length (weight
+`length_weight`) and then mapped to a probability of "strong needed" (weak wrong, strong right) by
+a one-feature logistic calibration.
+
+Split (routing.datasets): MMLU's subjects are grouped into eight task families; the families in
+HELDOUT_FAMILIES are never trained on (every row of them is "unseen"); of the other families only
+rows whose SHA-256 bucket is < 50 train. Needs scikit-learn (a dev dependency); serving needs only
+routing.difficulty.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import sys
 import time
@@ -26,12 +32,17 @@ import numpy as np
 from routing.datasets import (
     DEFAULT_CONTAMINATED,
     DEFAULT_MMLU_DIR,
+    EXCLUDED_SUBJECTS,
+    HELDOUT_FAMILIES,
     STRONG_MMLU,
+    TASK_FAMILIES,
     WEAK_MMLU,
     ResponseRecord,
+    family_of,
     is_heldout,
     load_contaminated,
     load_responses,
+    subject_of,
 )
 from routing.difficulty import (
     ARTIFACT_PATH,
@@ -43,71 +54,29 @@ from routing.difficulty import (
 from routing.evaluation import baseline_scores, evaluate_scores
 
 DEFAULT_ALPHA = 10.0
-DEFAULT_LENGTH_WEIGHT = 0.3
+DEFAULT_LENGTH_WEIGHT = 0.6
 DEFAULT_MIN_DF = 5
 DEFAULT_MAX_VOCAB = 20000
 
-# MMLU's own four categories, used only for the leave-subject-group-out generalization check.
-SUBJECT_GROUPS: dict[str, list[str]] = {
-    "stem": [
-        "abstract_algebra",
-        "anatomy",
-        "astronomy",
-        "college_biology",
-        "college_chemistry",
-        "college_computer_science",
-        "college_mathematics",
-        "college_physics",
-        "computer_security",
-        "conceptual_physics",
-        "electrical_engineering",
-        "elementary_mathematics",
-        "high_school_biology",
-        "high_school_chemistry",
-        "high_school_computer_science",
-        "high_school_mathematics",
-        "high_school_physics",
-        "high_school_statistics",
-        "machine_learning",
-    ],
-    "humanities": [
-        "formal_logic",
-        "high_school_european_history",
-        "high_school_us_history",
-        "high_school_world_history",
-        "international_law",
-        "jurisprudence",
-        "logical_fallacies",
-        "moral_disputes",
-        "moral_scenarios",
-        "philosophy",
-        "prehistory",
-        "professional_law",
-        "world_religions",
-    ],
-    "social_sciences": [
-        "econometrics",
-        "high_school_geography",
-        "high_school_government_and_politics",
-        "high_school_macroeconomics",
-        "high_school_microeconomics",
-        "high_school_psychology",
-        "human_sexuality",
-        "professional_psychology",
-        "public_relations",
-        "security_studies",
-        "sociology",
-        "us_foreign_policy",
-    ],
-}
+ARTIFACT_NAME = "difficulty-v2"
 
 
-def subject_group(source: str) -> str:
-    subject = source.removeprefix("mmlu_")
-    for group, subjects in SUBJECT_GROUPS.items():
-        if subject in subjects:
-            return group
-    return "other"
+def in_training_split(record: ResponseRecord) -> bool:
+    """Rows the shipped predictor trains on: seen families, SHA-256 bucket < 50, labels sane."""
+    family = family_of(record.source)
+    return (
+        family not in HELDOUT_FAMILIES
+        and subject_of(record.source) not in EXCLUDED_SUBJECTS
+        and not is_heldout(record.prompt)
+    )
+
+
+def artifact_version(records: Sequence[ResponseRecord], hyper: dict[str, object]) -> str:
+    """Name + digest of the training prompts, labels and hyper-parameters (same data -> same id)."""
+    digest = hashlib.sha256(json.dumps(hyper, sort_keys=True).encode())
+    for r in records:
+        digest.update(f"{r.source}\0{r.weak:d}{r.strong:d}\0{r.prompt}\0".encode())
+    return f"{ARTIFACT_NAME}+{digest.hexdigest()[:8]}"
 
 
 def _build_vocab(token_docs: Sequence[Counter[str]], *, min_df: int, max_vocab: int) -> dict:
@@ -127,6 +96,7 @@ def train(
     length_weight: float = DEFAULT_LENGTH_WEIGHT,
     min_df: int = DEFAULT_MIN_DF,
     max_vocab: int = DEFAULT_MAX_VOCAB,
+    center_by_subject: bool = True,
     metadata: dict[str, object] | None = None,
 ) -> DifficultyModel:
     """Fit the predictor on `records` (deterministic: closed-form ridge, sorted vocabulary)."""
@@ -153,6 +123,13 @@ def train(
     design = hstack([csr_matrix(gen_z), lex]).tocsr()
 
     gain = np.array([float(r.strong) - float(r.weak) for r in records])
+    # Centre the gain within each subject: the fit then learns what makes a prompt harder than
+    # its neighbours, not which topics are hard (topic base rates do not carry to unseen families).
+    by_subject: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_subject.setdefault(r.source, []).append(i)
+    for idx in by_subject.values() if center_by_subject else ():
+        gain[idx] -= gain[idx].mean()
     ridge = Ridge(alpha=alpha, solver="sparse_cg", tol=1e-6, random_state=0).fit(design, gain)
     fitted = ridge.predict(design)
     score_scale = float(fitted.std()) or 1.0
@@ -207,7 +184,7 @@ def _report(name: str, model: DifficultyModel, records: Sequence[ResponseRecord]
         }
     r, ln = out["router"], out["length"]
     print(
-        f"{name:<16} n={len(records):>5}  router APGR {r['apgr']:.3f} CPT50 {r['cpt50']:.1%} "
+        f"{name:<26} n={len(records):>5}  router APGR {r['apgr']:.3f} CPT50 {r['cpt50']:.1%} "
         f"CPT80 {r['cpt80']:.1%} | length APGR {ln['apgr']:.3f} CPT50 {ln['cpt50']:.1%}"
     )
     return out
@@ -225,54 +202,87 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-df", type=int, default=DEFAULT_MIN_DF)
     parser.add_argument("--max-vocab", type=int, default=DEFAULT_MAX_VOCAB)
     parser.add_argument(
+        "--no-subject-centering",
+        dest="center_by_subject",
+        action="store_false",
+        help="fit the raw gain (learns topic base rates; kept for comparison)",
+    )
+    parser.add_argument(
         "--check-generalization",
         action="store_true",
-        help="also train on three MMLU subject groups and evaluate on the fourth",
+        help="also train on seven task families and evaluate on the eighth, for each family",
     )
     args = parser.parse_args(argv)
 
-    records = load_responses(
-        path=args.data,
-        strong=args.strong,
-        weak=args.weak,
-        exclude=load_contaminated(args.contaminated),
-    )
-    train_set = [r for r in records if not is_heldout(r.prompt)]
-    held = [r for r in records if is_heldout(r.prompt)]
-    hyper = {
+    records = [
+        r
+        for r in load_responses(
+            path=args.data,
+            strong=args.strong,
+            weak=args.weak,
+            exclude=load_contaminated(args.contaminated),
+        )
+        if subject_of(r.source) not in EXCLUDED_SUBJECTS
+    ]
+    train_set = [r for r in records if in_training_split(r)]
+    seen_heldout = [
+        r for r in records if family_of(r.source) not in HELDOUT_FAMILIES and is_heldout(r.prompt)
+    ]
+    unseen = [r for r in records if family_of(r.source) in HELDOUT_FAMILIES]
+    hyper: dict[str, object] = {
         "alpha": args.alpha,
         "length_weight": args.length_weight,
         "min_df": args.min_df,
         "max_vocab": args.max_vocab,
+        "center_by_subject": args.center_by_subject,
     }
     started = time.perf_counter()
     model = train(
         records=train_set,
-        **hyper,
+        alpha=args.alpha,
+        length_weight=args.length_weight,
+        min_df=args.min_df,
+        max_vocab=args.max_vocab,
+        center_by_subject=args.center_by_subject,
         metadata={
-            "trained_on": "RouteLLM MMLU responses, SHA-256 bucket < 50, decontaminated",
+            "version": artifact_version(train_set, hyper),
+            "trained_on": (
+                "RouteLLM MMLU responses (Apache-2.0), families "
+                + ", ".join(f for f in TASK_FAMILIES if f not in HELDOUT_FAMILIES)
+                + "; SHA-256 bucket < 50; decontaminated; without "
+                + ", ".join(sorted(EXCLUDED_SUBJECTS))
+            ),
+            "heldout_families": list(HELDOUT_FAMILIES),
             "strong": args.strong,
             "weak": args.weak,
             "n_train": len(train_set),
             **hyper,
         },
     )
-    print(f"trained on {len(train_set)} prompts in {time.perf_counter() - started:.1f}s")
+    print(f"{model.version}: trained on {len(train_set)} prompts in "
+          f"{time.perf_counter() - started:.1f}s")
     metrics = {
         "train": _report("train", model, train_set),
-        "heldout": _report("heldout", model, held),
+        "seen_heldout_rows": _report("seen, held-out", model, seen_heldout),
+        "unseen_families": _report("unseen families", model, unseen),
     }
+    for family in HELDOUT_FAMILIES:
+        rows = [r for r in records if family_of(r.source) == family]
+        metrics[f"unseen_{family}"] = _report(f"unseen {family}", model, rows)
 
     if args.check_generalization:
-        for group in (*SUBJECT_GROUPS, "other"):
-            tr = [r for r in records if subject_group(r.source) != group]
-            te = [r for r in records if subject_group(r.source) == group]
-            if te:
-                metrics[f"leave_out_{group}"] = _report(
-                    f"leave-out {group}", train(records=tr, **hyper), te
+        # Every family in turn is unseen: train on all rows of the other seven, test on it.
+        for family in TASK_FAMILIES:
+            tr = [r for r in records if family_of(r.source) != family]
+            te = [r for r in records if family_of(r.source) == family]
+            if te and tr:
+                metrics[f"leave_out_{family}"] = _report(
+                    f"leave-out {family}",
+                    train(records=tr, alpha=args.alpha, length_weight=args.length_weight,
+                          min_df=args.min_df, max_vocab=args.max_vocab,
+                          center_by_subject=args.center_by_subject),
+                    te,
                 )
-
-    import json
 
     data = model.to_json()
     data["metadata"] = {**model.metadata, "metrics": metrics}

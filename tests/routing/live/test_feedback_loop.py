@@ -113,3 +113,69 @@ def test_routing_decision_changes_when_folded_quality_drops(gateway, live_tenant
     assert _q_in_reason(after["routing_reason"], chosen) < _q_in_reason(
         before["routing_reason"], chosen)
     assert "fails quality" in after["routing_reason"].split(f"{chosen} (", 1)[1].split(")")[0]
+
+
+# Summaries of different lengths: the cheap model that wins them all is the one users will rate.
+SUMMARY_PROMPTS = [
+    "Summarize in one sentence: the quarterly report shows revenue grew while costs fell.",
+    "Summarize: our team shipped the billing migration two days late because of a schema bug.",
+    "Summarize briefly: the city council approved the new bike lanes after a long debate "
+    "about parking, safety and the cost of repainting the main avenue.",
+    "Give a short summary of this note: the warehouse inventory count is Friday; everyone "
+    "on the morning shift should arrive thirty minutes early and bring their badge.",
+]
+
+
+def _traffic(gateway: str, key: str) -> list[tuple[str, str]]:
+    """(model used, request id) for two rounds of the summary prompts, routed by autopilot."""
+    out = []
+    for _ in range(2):
+        for prompt in SUMMARY_PROMPTS:
+            resp = infer(gateway, key, {"prompt": prompt, "cache": "no-store"})
+            assert resp.status_code == 200, resp.text
+            out.append((resp.json()["model_used"], resp.json()["request_id"]))
+    return out
+
+
+def test_traffic_shifts_away_from_a_model_whose_ratings_drop_within_one_fold(
+        gateway, live_tenant) -> None:
+    from asahi_project.celery import app
+    from routing.selectors import QUALITY_TTL_SECONDS
+
+    key = live_tenant.infer.raw
+    auth = {"Authorization": f"Bearer {key}"}
+    before = _traffic(gateway, key)
+    favourite, share_before = max(
+        ((m, sum(1 for used, _ in before if used == m) / len(before)) for m, _ in before),
+        key=lambda pair: pair[1])
+    assert share_before >= 0.5, before
+
+    # Users rate the favourite's answers poorly through the public endpoint: the autopilot answers
+    # it gave, plus answers asked of it by name, 16 ratings of 1 in all.
+    rated = [rid for used, rid in before if used == favourite]
+    while len(rated) < 16:
+        resp = infer(gateway, key, {"prompt": SUMMARY_PROMPTS[len(rated) % 4],
+                                    "model_override": favourite, "cache": "no-store"})
+        assert resp.status_code == 200, resp.text
+        rated.append(resp.json()["request_id"])
+    for rid in rated:
+        fb = httpx.post(f"{gateway}/feedback", headers=auth, json={"request_id": rid, "rating": 1},
+                        timeout=30)
+        assert fb.status_code == 201, fb.text
+
+    # Nothing moves before the fold: ratings are stored, not yet applied.
+    assert {m for m, _ in _traffic(gateway, key)} == {m for m, _ in before}
+
+    # One run of the scheduled fold (what beat starts every `schedule` seconds). Other processes see
+    # it within QUALITY_TTL_SECONDS, well inside one fold interval; this one at once.
+    schedule = app.conf.beat_schedule["routing-fold-feedback"]
+    assert schedule["task"] == "routing.fold_feedback"
+    assert schedule["schedule"] > QUALITY_TTL_SECONDS
+    assert fold_feedback_task.apply().get()["folded"] == len(rated)
+
+    after = _traffic(gateway, key)
+    share_after = sum(1 for used, _ in after if used == favourite) / len(after)
+    assert share_after < share_before
+    assert share_after == 0.0, after  # 16 ratings of 1 against 20 pseudo-ratings: quality < 3.5
+    moved_to = {used for used, _ in after}
+    assert moved_to and favourite not in moved_to
