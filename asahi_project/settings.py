@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "caching",
     "routing",
     "analytics",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -213,7 +214,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = TESTING or DEBUG
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LOGOUT_REDIRECT_URL = "/"
 
 # --- DRF and OpenAPI ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
