@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import auth
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
@@ -51,6 +53,15 @@ class LoginView(auth_views.LoginView):
 
     def get_default_redirect_url(self) -> str:
         return "/dashboard/"
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        response = super().form_invalid(form)
+        codes = {e.code for e in form.non_field_errors().as_data()}
+        if "throttled" in codes:
+            response.status_code = 429
+        elif "throttle_unavailable" in codes:
+            response.status_code = 503
+        return response
 
 
 @role_required("viewer")
