@@ -77,8 +77,8 @@ def test_csrf_is_enforced_on_console_forms(org_a: ConsoleOrg) -> None:
 
 
 def test_every_console_form_carries_a_csrf_token(org_a: ConsoleOrg) -> None:
-    for path in ("/settings/", "/login/", "/signup/", "/password/reset/"):
-        client = org_a.client("owner") if path == "/settings/" else Client()
-        html = client.get(path).content.decode()
+    for page in ("/settings/", "/login/", "/signup/", "/password/reset/"):
+        client = org_a.client("owner") if page == "/settings/" else Client()
+        html = client.get(page).content.decode()
         forms = html.count('method="post"')
-        assert forms and html.count('name="csrfmiddlewaretoken"') == forms, path
+        assert forms and html.count('name="csrfmiddlewaretoken"') == forms, page
