@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "caching",
     "routing",
     "analytics",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -215,7 +216,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = TESTING or DEBUG
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LOGOUT_REDIRECT_URL = "/"
 
 # --- DRF and OpenAPI ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("inference.urls")),
     path("", include("analytics.urls")),
     path("", include("caching.urls")),
+    path("", include("console.urls")),
 ]
 
 handler400 = "asahi_project.errors.handler400"

@@ -211,16 +211,32 @@ class SignupResult:
     issued: IssuedKey
 
 
-def signup(*, org_name: str, user_id: str, email: str | None, ip: str | None) -> SignupResult:
-    """Self-serve signup: organization, its owner (a Django user without a usable password) and a key."""
+def signup(*, org_name: str, user_id: str, email: str | None, ip: str | None,
+           password: str | None = None) -> SignupResult:
+    """Self-serve signup: organization, its owner and a first key.
+
+    From the API the owner is a Django user without a usable password; from the console
+    (``password`` given, already checked by the password validators) a new user who can log in.
+    A console signup never adopts an existing user, so it cannot set someone else's password."""
     username = user_id.strip()
     if not username:
         raise InvalidRequest("user_id must not be empty", param="user_id")
     try:
         with transaction.atomic():
             org = organization_create(name=org_name, actor=f"signup:{username}", ip=ip)
-            user, _ = User.objects.get_or_create(username=username, defaults={"email": email or ""})
+            if password is not None:
+                if User.objects.filter(username__iexact=username).exists():
+                    raise InvalidRequest("an account with this email already exists",
+                                         code="user_exists", param="email", status=409)
+                user = User.objects.create_user(username=username, email=email or "",
+                                                password=password)
+            else:
+                user, _ = User.objects.get_or_create(username=username,
+                                                     defaults={"email": email or ""})
             Membership.objects.create(organization=org, user=user, role=Role.OWNER)
+            audit_log(action="membership_created", actor=f"user:{username}", organization=org,
+                      target_type="membership", target_id=username, ip=ip,
+                      details={"role": Role.OWNER.value})
             issued = api_key_issue(organization=org, actor=f"user:{username}", name="signup key",
                                    scopes=["all"], created_by=user, ip=ip)
     except IntegrityError as exc:

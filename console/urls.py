@@ -1,0 +1,35 @@
+"""Console pages (HTML, session login). The JSON API keeps its own paths (e.g. POST /signup)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path, reverse_lazy
+
+from console import views
+
+app_name = "console"
+
+urlpatterns = [
+    path("", views.landing, name="landing"),
+    path("signup/", views.signup, name="signup"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
+    path("password/change/", auth_views.PasswordChangeView.as_view(
+        template_name="console/auth/password_change.html",
+        success_url=reverse_lazy("console:password_change_done")), name="password_change"),
+    path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(
+        template_name="console/auth/password_change_done.html"), name="password_change_done"),
+    path("password/reset/", auth_views.PasswordResetView.as_view(
+        template_name="console/auth/password_reset.html",
+        email_template_name="console/auth/password_reset_email.txt",
+        subject_template_name="console/auth/password_reset_subject.txt",
+        success_url=reverse_lazy("console:password_reset_done")), name="password_reset"),
+    path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(
+        template_name="console/auth/password_reset_done.html"), name="password_reset_done"),
+    path("password/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(
+        template_name="console/auth/password_reset_confirm.html",
+        success_url=reverse_lazy("console:password_reset_complete")),
+         name="password_reset_confirm"),
+    path("password/reset/complete/", auth_views.PasswordResetCompleteView.as_view(
+        template_name="console/auth/password_reset_complete.html"),
+         name="password_reset_complete"),
+    path("api-docs/", views.api_docs, name="api_docs"),
+]
