@@ -15,8 +15,9 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase
 
+from asahi_project import errors
 from governance.choices import ROLE_RANK
 from governance.models import Membership, Organization
 
@@ -45,6 +46,15 @@ def _check(request: HttpRequest, membership: Membership | None, role: str) -> No
         raise PermissionDenied(f"This needs the {role} role or higher; you are {membership.role}.")
 
 
+def _as_page_error(exc: errors.AsahiError) -> Exception:
+    """Services raise the API's errors; a page answers them with the HTML error pages."""
+    if exc.status == 404:
+        return Http404(exc.message)
+    if exc.status == 403:
+        return PermissionDenied(exc.message)
+    return exc
+
+
 def role_required(role: str) -> Callable[[View], View]:
     """Decorator for console views (sync or async): login, then the least role the view needs."""
     if role not in ROLE_RANK:
@@ -61,7 +71,10 @@ def role_required(role: str) -> Callable[[View], View]:
                 if not user.is_authenticated:
                     return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
                 _check(request, await sync_to_async(membership_for)(user), role)
-                return await async_view(request, *args, **kwargs)
+                try:
+                    return await async_view(request, *args, **kwargs)
+                except errors.AsahiError as exc:
+                    raise _as_page_error(exc) from exc
 
             return cast(View, async_wrapped)
 
@@ -70,7 +83,10 @@ def role_required(role: str) -> Callable[[View], View]:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
             _check(request, membership_for(request.user), role)
-            return cast(HttpResponseBase, view(request, *args, **kwargs))
+            try:
+                return cast(HttpResponseBase, view(request, *args, **kwargs))
+            except errors.AsahiError as exc:
+                raise _as_page_error(exc) from exc
 
         return cast(View, wrapped)
 

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from console import analytics_views, cache_views, dashboard, playground, views
+from console import analytics_views, cache_views, dashboard, playground, settings_views, views
 
 app_name = "console"
 
@@ -41,4 +41,15 @@ urlpatterns = [
     path("cache/invalidate", cache_views.cache_invalidate, name="cache_invalidate"),
     path("analytics/", analytics_views.analytics_page, name="analytics"),
     path("analytics/ledger.csv", analytics_views.ledger_csv, name="ledger_csv"),
+    path("settings/", settings_views.settings_page, name="settings"),
+    path("settings/keys/", settings_views.key_issue, name="key_issue"),
+    path("settings/keys/<str:prefix>/revoke/", settings_views.key_revoke, name="key_revoke"),
+    path("settings/keys/<str:prefix>/rotate/", settings_views.key_rotate, name="key_rotate"),
+    path("settings/members/", settings_views.member_add, name="member_add"),
+    path("settings/members/<int:membership_id>/role/", settings_views.member_role,
+         name="member_role"),
+    path("settings/members/<int:membership_id>/remove/", settings_views.member_remove,
+         name="member_remove"),
+    path("settings/policy/", settings_views.policy_edit, name="policy_edit"),
+    path("settings/alerts/", settings_views.alerts_edit, name="alerts_edit"),
 ]

@@ -13,6 +13,7 @@ from console.access import role_required
 from console.benchmarks import landing_figures
 from console.forms import SignupForm
 from governance import services
+from governance.login_throttle import ThrottledAuthenticationForm
 
 
 def landing(request: HttpRequest) -> HttpResponse:
@@ -45,6 +46,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 class LoginView(auth_views.LoginView):
     template_name = "console/auth/login.html"
+    authentication_form = ThrottledAuthenticationForm
     redirect_authenticated_user = True
 
     def get_default_redirect_url(self) -> str:
