@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 from typing import Any
 
+from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.asgi import get_asgi_application
 
 django_asgi = get_asgi_application()
@@ -125,6 +127,9 @@ async def http_app(scope: Any, receive: Any, send: Any) -> None:
     await app(scope, receive, send)
 
 
-application = ProtocolTypeRouter(
-    {"http": http_app, "websocket": URLRouter(websocket_urlpatterns)}
-)
+# Websockets: the session's user (AuthMiddlewareStack), and only from pages of an allowed host, so
+# another site cannot open a socket with the visitor's session cookie (cross-site hijacking).
+application = ProtocolTypeRouter({
+    "http": http_app,
+    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+})

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from console import settings_views, views
+from console import analytics_views, cache_views, dashboard, playground, settings_views, views
 
 app_name = "console"
 
@@ -32,6 +32,15 @@ urlpatterns = [
         template_name="console/auth/password_reset_complete.html"),
          name="password_reset_complete"),
     path("api-docs/", views.api_docs, name="api_docs"),
+    # Dashboard, playground, cache and analytics pages.
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("dashboard/live/", dashboard.dashboard_live, name="dashboard_live"),
+    path("playground/", playground.playground, name="playground"),
+    path("playground/run", playground.playground_run, name="playground_run"),
+    path("cache/", cache_views.cache_page, name="cache"),
+    path("cache/invalidate/", cache_views.cache_invalidate, name="cache_invalidate"),
+    path("analytics/", analytics_views.analytics_page, name="analytics"),
+    path("analytics/ledger.csv", analytics_views.ledger_csv, name="ledger_csv"),
     path("settings/", settings_views.settings_page, name="settings"),
     path("settings/keys/", settings_views.key_issue, name="key_issue"),
     path("settings/keys/<str:prefix>/revoke/", settings_views.key_revoke, name="key_revoke"),

@@ -196,6 +196,22 @@ class _Revoked:
         return self.ctx.org_id
 
 
+def key_context(prefix: str) -> AuthContext:
+    """The context of a key the server itself holds, by prefix (the console's playground key, whose
+    secret nobody keeps): the checks of `authenticate_key` except the secret's. Not cached: one
+    query per playground request."""
+    loaded = _load_context(prefix)
+    if loaded is None:
+        raise AuthenticationFailed("invalid API key")
+    ctx_any: Any = loaded[0]
+    if isinstance(ctx_any, _Revoked):
+        raise AuthenticationFailed("API key has been revoked", code="revoked_api_key")
+    context: AuthContext = ctx_any
+    if context.expires_at is not None and context.expires_at <= timezone.now():
+        raise AuthenticationFailed("API key has expired", code="expired_api_key")
+    return context
+
+
 def authenticate_key(raw: str) -> AuthContext:
     """Resolve a raw bearer key to its AuthContext or raise AuthenticationFailed (401)."""
     prefix = split_prefix(raw)

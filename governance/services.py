@@ -348,3 +348,23 @@ def membership_remove(*, organization: Organization, membership_id: int, actor: 
     audit_log(action="membership_removed", actor=actor, organization=organization,
               target_type="membership", target_id=username, ip=ip,
               details={"role": member.role})
+
+
+# The console's playground calls the gateway with this organization key (scope infer). Its secret is
+# discarded at issue: the console resolves it by prefix on the server and never shows or needs it.
+PLAYGROUND_KEY_NAME = "console playground"
+
+
+@transaction.atomic
+def playground_key(*, organization: Organization, actor: str, created_by: Any = None,
+                   ip: str | None = None) -> ApiKey:
+    """The organization's live playground key, issued (and audited) on first use or after a
+    revocation. The organization row is locked so that two first requests issue one key."""
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    key = (ApiKey.objects.filter(organization=organization, name=PLAYGROUND_KEY_NAME,
+                                 revoked_at__isnull=True)
+           .exclude(expires_at__lte=timezone.now()).order_by("created_at").first())
+    if key is None:
+        key = api_key_issue(organization=organization, actor=actor, name=PLAYGROUND_KEY_NAME,
+                            scopes=["infer"], created_by=created_by, ip=ip).key
+    return key

@@ -144,6 +144,18 @@ def _headers(call: pipeline.GatewayCall, *, model: str, tier: int, similarity: f
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     auth = await authenticate(request, "infer")
     body = parse_json(request.body, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    call = chat_call(auth=auth, body=body, request=request)
+    if call.document_id:
+        return await _document_chat(call)
+    if call.chat.stream:
+        return await _stream_response(call, await pipeline.start_stream(call))
+    return _chat_json(call, await pipeline.complete(call))
+
+
+def chat_call(*, auth: AuthContext, body: dict[str, Any], request: HttpRequest,
+              ) -> pipeline.GatewayCall:
+    """A validated chat body (OpenAI format plus Asahi's fields) as a pipeline call: shared by
+    /v1/chat/completions and the console's playground, so both validate and route alike."""
     validate_chat_body(body)
     try:
         chat = request_from_openai(body)
@@ -153,18 +165,13 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         chat.extra.pop(name, None)
     if body.get("fallbacks"):
         chat.extra["fallbacks"] = body["fallbacks"]
-    call = pipeline.GatewayCall(
+    return pipeline.GatewayCall(
         auth=auth, request_id=current_request_id(), endpoint="chat", chat=chat,
         routing=_routing_options(body),
         cache_mode=cache_mode(body, request.headers.get("Cache-Control", "")),
         document_id=body.get("document_id"), client_ip=client_ip(request),
         include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
     )
-    if call.document_id:
-        return await _document_chat(call)
-    if chat.stream:
-        return await _stream_response(call, await pipeline.start_stream(call))
-    return _chat_json(call, await pipeline.complete(call))
 
 
 def _chat_json(call: pipeline.GatewayCall, resp: pipeline.GatewayResponse) -> HttpResponse:

@@ -58,6 +58,19 @@ ROWS: list[Row] = [
         data=lambda o: {"role": "member"}),
     Row("remove member", "post", lambda o: f"/settings/members/{o.target.pk}/remove/", "owner",
         302),
+    # Part B: dashboard, playground, cache, analytics.
+    Row("dashboard", "get", _static("/dashboard/"), "viewer", 200),
+    Row("dashboard live fragment", "get", _static("/dashboard/live/"), "viewer", 200),
+    Row("playground page", "get", _static("/playground/"), "viewer", 200),
+    # An empty form: past the role check it is a validation error (a real run is in
+    # test_playground.py); below it 403 before the form is read.
+    Row("playground run", "post", _static("/playground/run"), "member", 400),
+    Row("cache page", "get", _static("/cache/"), "viewer", 200),
+    # Without `confirm` the answer is the confirmation page; nothing is deleted.
+    Row("cache invalidate", "post", _static("/cache/invalidate/"), "admin", 200,
+        data=lambda o: {"target": "all"}),
+    Row("analytics page", "get", _static("/analytics/"), "viewer", 200),
+    Row("ledger csv", "get", _static("/analytics/ledger.csv"), "viewer", 200),
 ]
 
 

@@ -1,0 +1,85 @@
+"""Browser tests: Playwright drives Debian's chromium against the real ASGI app (uvicorn, so the
+dashboard's websocket works), the test database, real Redis and the fake upstream.
+
+Playwright's own browser download is not reachable, so the launch points at /usr/bin/chromium
+(`.ci/run` installs it). Sessions are created server-side and handed to the browser as a cookie:
+logging in through the form is the login page's own test, not every test's setup.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.fakeup import fake_upstream  # noqa: F401  (fixture)
+from tests.inference.conftest import asahi_url, gateway, upstream_env  # noqa: F401
+
+# Playwright's sync API keeps an event loop running in this thread; Django would otherwise refuse
+# the test's own ORM calls (setup, assertions) as "called from an async context".
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("ASAHI_CHROMIUM", "/usr/bin/chromium")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.path.exists(CHROMIUM) or shutil.which(CHROMIUM):
+        return
+    if os.environ.get("ASAHI_REQUIRE_BROWSER"):  # .ci/run installs chromium: missing fails
+        return
+    skip = pytest.mark.skip(reason=f"{CHROMIUM} not installed (apt-get install -y chromium)")
+    for item in items:
+        if "tests/console/browser" in str(item.fspath):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
+    return {**browser_type_launch_args, "executable_path": CHROMIUM,
+            "args": ["--no-sandbox", "--disable-dev-shm-usage"]}
+
+
+@pytest.fixture
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "viewport": {"width": 1280, "height": 900}}
+
+
+@pytest.fixture
+def console(gateway: str) -> str:  # noqa: F811
+    """Base URL of the live server (transactional database, fresh catalogue)."""
+    return gateway
+
+
+def make_member(org: Any, role: str, email: str | None = None) -> Any:
+    from django.contrib.auth import get_user_model
+
+    from governance.models import Membership
+
+    email = email or f"{role}-{org.pk.hex[:8]}@example.com"
+    user = get_user_model().objects.create_user(username=email, email=email,
+                                                password="correct horse battery staple")
+    Membership.objects.create(organization=org, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def login(console: str) -> Callable[[Any, Any], None]:
+    """login(context, user): a real session row for `user`, its cookie given to the browser."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    def do(context: Any, user: Any) -> None:
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.save()
+        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME,
+                              "value": session.session_key, "url": console}])
+
+    return do

@@ -1,0 +1,25 @@
+"""The browser harness itself: chromium reaches the live server, a session cookie logs in."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import make_tenant
+from tests.console.browser.conftest import make_member
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_logged_in_browser_sees_its_organization_dashboard(console, login, page: Page) -> None:
+    tenant = make_tenant("browser-acme")
+    user = make_member(tenant.org, "member")
+    login(page.context, user)
+    page.goto(f"{console}/dashboard/")
+    expect(page).to_have_title("Asahi dashboard · browser-acme")
+
+
+def test_anonymous_browser_is_sent_to_login(console, page: Page) -> None:
+    response = page.goto(f"{console}/dashboard/")
+    assert response is not None
+    assert "/dashboard/" in page.url and "login" in page.url, page.url
