@@ -15,6 +15,7 @@ from console.access import role_required
 from console.benchmarks import landing_figures
 from console.forms import SignupForm
 from governance import services
+from governance.api import ClientIpThrottle
 from governance.login_throttle import ThrottledAuthenticationForm
 
 
@@ -27,6 +28,11 @@ def signup(request: HttpRequest) -> HttpResponse:
     ``POST /signup``; the key is shown once on the next page and never again."""
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        wait = _signup_throttle_wait(request)
+        if wait is not None:
+            form.add_error(None, f"Too many signups from your address; try again in "
+                                 f"{max(1, round(wait / 60))} minutes.")
+            return render(request, "console/signup.html", {"form": form}, status=429)
         email = form.cleaned_data["email"]
         try:
             result = services.signup(org_name=form.cleaned_data["org_name"], user_id=email,
@@ -44,6 +50,19 @@ def signup(request: HttpRequest) -> HttpResponse:
                            "key": result.issued.key})
     status = 400 if form.errors else 200
     return render(request, "console/signup.html", {"form": form}, status=status)
+
+
+class _SignupScope:
+    throttle_scope = "signup"
+
+
+def _signup_throttle_wait(request: HttpRequest) -> float | None:
+    """The JSON signup's throttle (same scope, rate and per-address counter), so the page is not a
+    way around it. None when allowed; else the seconds to wait."""
+    throttle = ClientIpThrottle()
+    if throttle.allow_request(request, _SignupScope()):  # type: ignore[arg-type]
+        return None
+    return throttle.wait() or 60.0
 
 
 class LoginView(auth_views.LoginView):

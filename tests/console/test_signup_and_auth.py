@@ -147,3 +147,39 @@ def test_pages_load_nothing_from_another_host(org_a: ConsoleOrg) -> None:
         for ref in refs:
             if ref.startswith("/static/"):
                 assert client.get(ref).status_code == 200, ref
+
+
+@pytest.fixture
+def signup_rate_2(settings):
+    """The signup throttle at 2/hour (DRF reads its rates once at import: restored by hand)."""
+    from django.core.cache import cache
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import ScopedRateThrottle
+
+    saved = ScopedRateThrottle.THROTTLE_RATES
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
+                               "DEFAULT_THROTTLE_RATES": {"signup": "2/hour"}}
+    api_settings.reload()
+    ScopedRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    cache.delete("throttle_signup_127.0.0.1")
+    yield
+    cache.delete("throttle_signup_127.0.0.1")
+    ScopedRateThrottle.THROTTLE_RATES = saved
+
+
+def test_the_signup_page_shares_the_apis_signup_throttle(signup_rate_2) -> None:
+    api = Client().post("/signup", {"org_name": "Via API", "user_id": "api-user"},
+                        content_type="application/json")
+    assert api.status_code == 201
+    # A form with errors does not use up the budget (nothing would be created).
+    assert Client().post("/signup/", {**GOOD, "password2": "typo"}).status_code == 400
+    first = Client().post("/signup/", GOOD)
+    assert first.status_code == 200
+    second = Client().post("/signup/", {**GOOD, "org_name": "Second", "email": "b@second.test"})
+    assert second.status_code == 429
+    assert "Too many signups from your address" in second.content.decode()
+    assert 'value="Second"' in second.content.decode()
+    assert not Membership.objects.filter(organization__name="Second").exists()
+    # The JSON API sees the same counter.
+    assert Client().post("/signup", {"org_name": "Third", "user_id": "t"},
+                         content_type="application/json").status_code == 429
