@@ -437,16 +437,3 @@ def semantic_cache_size(*, org_id: uuid.UUID) -> int:
 
     return SemanticEntry.objects.filter(organization_id=org_id,
                                         expires_at__gt=timezone.now()).count()
-
-
-def most_recently_active_org(*, org_ids: list[uuid.UUID]) -> uuid.UUID | None:
-    """Of `org_ids`, the organization with the latest ledger row (None if none has traffic): one
-    probe of the (organization, created_at) index per organization."""
-    if not org_ids:
-        return None
-    rows = _fetch(
-        "SELECT o.id FROM unnest(%s::uuid[]) AS o(id) CROSS JOIN LATERAL ("
-        " SELECT e.created_at FROM inference_inferenceevent e WHERE e.organization_id = o.id"
-        " ORDER BY e.created_at DESC LIMIT 1) AS last ORDER BY last.created_at DESC LIMIT 1",
-        [[str(o) for o in org_ids]])
-    return rows[0][0] if rows else None

@@ -26,15 +26,21 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse(CLOSE_UNAUTHENTICATED)
             return
         membership = await database_sync_to_async(membership_for)(user)
         if membership is None:  # viewer and up may watch; no membership, no organization
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self._refuse(CLOSE_FORBIDDEN)
             return
         self.group = group_name(membership.organization_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+
+    async def _refuse(self, code: int) -> None:
+        # Accepted, then closed with an application code: a handshake refusal reaches the page
+        # only as 1006, which it cannot tell from a network drop (and would retry forever).
+        await self.accept()
+        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         if self.group is not None:

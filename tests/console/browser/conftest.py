@@ -66,6 +66,21 @@ def make_member(org: Any, role: str, email: str | None = None) -> Any:
     return user
 
 
+def run_prompt(page: Any, base: str, prompt: str, *, cache: bool = True) -> dict[str, str]:
+    """Run a prompt in the playground page and return the facts it shows once done."""
+    from playwright.sync_api import expect
+
+    if not page.url.endswith("/playground/"):
+        page.goto(f"{base}/playground/")
+    page.fill("#id_prompt", prompt)
+    page.select_option("#id_model", "gpt-4o-mini")
+    page.set_checked("#id_cache", cache)
+    page.click("#run")
+    expect(page.locator("#playground-form")).to_have_attribute("data-state", "done", timeout=15_000)
+    return {name: page.locator(f'[data-fact="{name}"]').inner_text()
+            for name in ("model", "cost_usd", "cache", "request_id", "routing_reason")}
+
+
 @pytest.fixture
 def login(console: str) -> Callable[[Any, Any], None]:
     """login(context, user): a real session row for `user`, its cookie given to the browser."""
