@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Count, Max, Sum
 from django.utils import timezone
@@ -115,3 +116,11 @@ def cached_documents(*, organization_id: uuid.UUID, limit: int = 50) -> list[Cac
             .order_by("-created")[:limit])
     return [CachedDocument(document_hash=r["document_hash"], steps=r["steps"], hits=r["hits"] or 0,
                            tokens_saved=r["saved"] or 0, created_at=r["created"]) for r in rows]
+
+
+def semantic_thresholds() -> dict[str, Any]:
+    """The calibrated similarity bands per task type (`high`, `low`, verifier probability) that
+    apply when a policy sets no threshold of its own."""
+    from caching.semantic.decision import DEFAULT_THRESHOLDS
+
+    return dict(sorted(DEFAULT_THRESHOLDS.items()))

@@ -21,7 +21,6 @@ from asahi_project.client_ip import client_ip
 from asahi_project.errors import AsahiError
 from asahi_project.textrules import validate_name
 from caching import selectors, services
-from caching.semantic.decision import DEFAULT_THRESHOLDS
 from console.access import current_organization, has_role, role_required
 from governance.services import actor_for_user
 
@@ -84,7 +83,7 @@ def _page_context(request: HttpRequest, search: SearchForm) -> dict[str, Any]:
         "org": org, "period": PERIOD, "since": since, "tiers": tiers, "totals": t, "stats": stats,
         "policy": policy,
         "policy_threshold": policy.semantic_threshold if policy is not None else None,
-        "thresholds": sorted(DEFAULT_THRESHOLDS.items()),
+        "thresholds": list(selectors.semantic_thresholds().items()),
         "search": search, "query": query,
         "prompts": selectors.search_prompts(organization_id=org.id, query=query),
         "documents": selectors.cached_documents(organization_id=org.id),

@@ -79,7 +79,7 @@ def dashboard_live(request: HttpRequest) -> HttpResponse:
     """The refreshable part of the dashboard (htmx: after a websocket message, or polled)."""
     form = PeriodForm(request.GET)
     if not form.is_valid():  # htmx keeps the current fragment on a 4xx; the text is for people
-        return HttpResponse(f"period: {' '.join(form.errors['period'])}", status=400,
+        return HttpResponse(f"period: {' '.join(str(e) for e in form.errors['period'])}", status=400,
                             content_type="text/plain; charset=utf-8")
     org = current_organization(request)
     return render(request, "console/_dashboard_live.html",

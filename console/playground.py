@@ -29,10 +29,10 @@ from console.access import current_organization, role_required
 from governance.selectors import key_context
 from governance.services import actor_for_user, playground_key
 from inference import pipeline
-from inference.api import chat_call
 from inference.ledger import AuditRow, LedgerRow, ledger
 from inference.providers.errors import ProviderError
 from inference.selectors import get_catalogue
+from inference.services import chat_call
 from inference.validation import LATENCY_PREFS, QUALITY_PREFS, ROUTING_MODES
 
 TIER_NAMES = pipeline.TIER_NAMES

@@ -33,7 +33,7 @@ def test_a_playground_request_appears_on_an_open_dashboard_within_2_s(
                 start=now - timedelta(days=6, hours=20), end=now - timedelta(minutes=2),
                 count=1500, seed=21)
     user = make_member(tenant.org, "member", "maria@acme.test")
-    context = browser.new_context(viewport={"width": 1360, "height": 1100})
+    context = browser.new_context(viewport={"width": 1360, "height": 1250})
     login(context, user)
     dashboard, playground = context.new_page(), context.new_page()
     dashboard.goto(f"{console}/dashboard/")
