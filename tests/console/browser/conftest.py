@@ -18,22 +18,41 @@ import pytest
 from tests.fakeup import fake_upstream  # noqa: F401  (fixture)
 from tests.inference.conftest import asahi_url, gateway, upstream_env  # noqa: F401
 
-# Playwright's sync API keeps an event loop running in this thread; Django would otherwise refuse
-# the test's own ORM calls (setup, assertions) as "called from an async context".
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = os.environ.get("ASAHI_CHROMIUM", "/usr/bin/chromium")
 
 
+def _is_browser_test(item: pytest.Item) -> bool:
+    return "tests/console/browser" in str(item.fspath)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Last in the session: Playwright's sync API leaves an event loop running in the main thread
+    # until the session ends, and every later test calling asyncio.run() would fail.
+    items[:] = [i for i in items if not _is_browser_test(i)] + [i for i in items
+                                                                  if _is_browser_test(i)]
     if os.path.exists(CHROMIUM) or shutil.which(CHROMIUM):
         return
     if os.environ.get("ASAHI_REQUIRE_BROWSER"):  # .ci/run installs chromium: missing fails
         return
     skip = pytest.mark.skip(reason=f"{CHROMIUM} not installed (apt-get install -y chromium)")
     for item in items:
-        if "tests/console/browser" in str(item.fspath):
+        if _is_browser_test(item):
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _allow_orm_beside_playwright() -> Any:
+    """Playwright's event loop runs in this thread; Django would otherwise refuse the tests' own
+    ORM calls (setup, assertions) as "called from an async context". Set only once the browser
+    tests start (not at import) so that earlier tests, and the subprocesses they start (`check
+    --deploy` refuses this variable), do not see it."""
+    old = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if old is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = old
 
 
 @pytest.fixture(scope="session")
