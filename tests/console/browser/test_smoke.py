@@ -16,7 +16,8 @@ def test_logged_in_browser_sees_its_organization_dashboard(console, login, page:
     user = make_member(tenant.org, "member")
     login(page.context, user)
     page.goto(f"{console}/dashboard/")
-    expect(page).to_have_title("Asahi dashboard · browser-acme")
+    expect(page).to_have_title("Dashboard · Asahi")
+    expect(page.locator("h1")).to_contain_text("browser-acme")
 
 
 def test_anonymous_browser_is_sent_to_login(console, page: Page) -> None:
