@@ -109,3 +109,21 @@ def test_a_viewer_cannot_change_anything(console: str, login, page: Page) -> Non
     assert Policy.objects.filter(organization=tenant.org).values().get() == policy_before
     assert list(ApiKey.objects.filter(organization=tenant.org)
                 .values_list("prefix", "revoked_at")) == keys_before
+
+
+@pytest.mark.parametrize("path", ["/", "/signup/", "/settings/", "/api-docs/"])
+def test_readable_on_a_phone(console: str, login, page: Page, path: str) -> None:
+    tenant = make_tenant(f"phone-{path.strip('/') or 'home'}")
+    if path not in ("/", "/signup/"):
+        login(page.context, make_member(tenant.org, "owner"))
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.goto(f"{console}{path}")
+    # Nothing wider than the screen (wide tables scroll inside their own box), body text at least
+    # 15 px, and the console's own font.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    size = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+    assert size >= 15
+    family = page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert family.strip('"').startswith("Inter") and "system-ui" in family  # with its fallback
+    # The face is served from static/ and loads (a missing file would give no face).
+    assert page.evaluate("document.fonts.load('15px Inter').then(faces => faces.length)") >= 1
