@@ -207,3 +207,27 @@ def test_viewer_sees_settings_read_only(org_a: ConsoleOrg) -> None:
     assert org_a.key.prefix in html and "owner@acme.test" in html
     assert "Issue key" not in html and "Revoke" not in html and "Add member" not in html
     assert "<fieldset disabled" in html
+
+
+def test_settings_page_queries_do_not_grow_with_keys_and_members(org_a: ConsoleOrg) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from governance import services
+    from inference.selectors import invalidate_catalogue
+
+    client = org_a.client("owner")
+
+    def count() -> int:
+        invalidate_catalogue()  # both counts include loading the model catalogue snapshot
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get("/settings/").status_code == 200
+        return len(ctx)
+
+    before = count()
+    for i in range(10):
+        services.api_key_issue(organization=org_a.org, actor="test", name=f"k{i}",
+                               created_by=org_a.users["admin"])
+        services.membership_add(organization=org_a.org, email=f"extra{i}@acme.test",
+                                role="member", actor="test")
+    assert count() == before
