@@ -231,3 +231,44 @@ def test_settings_page_queries_do_not_grow_with_keys_and_members(org_a: ConsoleO
         services.membership_add(organization=org_a.org, email=f"extra{i}@acme.test",
                                 role="member", actor="test")
     assert count() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_owners_demoting_each_other_at_once_leave_one_owner() -> None:
+    """Each owner demotes the other at the same moment: one wins, the other is refused, and the
+    organization keeps an owner (the organization row lock serializes the owner count)."""
+    import threading
+
+    from django.db import connection
+
+    from governance import services
+    from tests.console.conftest import make_console_org
+
+    org = make_console_org("Race", "race.test")
+    for attempt in range(8):  # a lost race is timing-dependent: try several times
+        owners = list(Membership.objects.filter(organization=org.org)
+                      .exclude(user__username__startswith="target").order_by("pk")[:2])
+        for m in owners:
+            services.membership_set_role(organization=org.org, membership_id=m.pk,
+                                         role="owner", actor="test")
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def demote(target: int) -> None:
+            try:
+                barrier.wait()
+                services.membership_set_role(organization=org.org, membership_id=target,
+                                             role="member", actor="test")
+                outcomes.append("ok")
+            except Exception as exc:  # the refusal under test
+                outcomes.append(getattr(exc, "code", repr(exc)))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=demote, args=(m.pk,)) for m in owners]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert sorted(outcomes) == ["last_owner", "ok"], attempt
+        assert Membership.objects.filter(organization=org.org, role="owner").count() == 1
