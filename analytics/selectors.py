@@ -157,6 +157,9 @@ class Totals:
     baseline_cost_usd: Decimal = ZERO
     hits_by_tier: dict[int, int] = field(default_factory=dict)
     saved_by_tier: dict[int, Decimal] = field(default_factory=dict)
+    # Every request (any status) and its cost per cache tier, 0 = miss: the dashboard's tier table.
+    requests_by_tier: dict[int, int] = field(default_factory=dict)
+    cost_by_tier: dict[int, Decimal] = field(default_factory=dict)
     latency_sum_ms: float = 0.0
 
     @property
@@ -199,6 +202,8 @@ def totals(*, org_ids: list[uuid.UUID] | None, since: datetime,
         out.reasoning_tokens += int(reas)
         out.cost_usd += cost or ZERO
         out.latency_sum_ms += float(lat or 0)
+        out.requests_by_tier[tier] = out.requests_by_tier.get(tier, 0) + int(req)
+        out.cost_by_tier[tier] = out.cost_by_tier.get(tier, ZERO) + (cost or ZERO)
         if ok:
             out.ok_requests += int(req)
             out.baseline_cost_usd += base or ZERO

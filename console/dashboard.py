@@ -31,13 +31,10 @@ def dashboard_context(org_id: Any, period: str) -> dict[str, Any]:
     since = selectors.period_since(period)
     t = selectors.totals(org_ids=[org_id], since=since)
     interval = "hour" if period in ("24h", "day") else "day"
-    by_tier = {r.key: r for r in selectors.breakdown(org_ids=[org_id], by="tier", since=since)}
-    tiers = []
-    for tier, name in selectors.TIER_NAMES.items():
-        row = by_tier.get(name)
-        tiers.append({"tier": tier, "name": name, "requests": row.requests if row else 0,
-                      "cost": row.cost_usd if row else Decimal(0),
-                      "avoided": t.saved_by_tier.get(tier, Decimal(0))})
+    tiers = [{"tier": tier, "name": name, "requests": t.requests_by_tier.get(tier, 0),
+              "cost": t.cost_by_tier.get(tier, Decimal(0)),
+              "avoided": t.saved_by_tier.get(tier, Decimal(0))}
+             for tier, name in selectors.TIER_NAMES.items()]
     by_model = selectors.breakdown(org_ids=[org_id], by="model", since=since)
     total_cost = sum((r.cost_usd for r in by_model), Decimal(0))
     hits = selectors.breakdown(org_ids=[org_id], by="period", since=since, interval=interval)

@@ -53,7 +53,8 @@ class PlaygroundForm(forms.Form):
                                            required=False)
     document_id = forms.CharField(
         required=False, max_length=128, validators=[validate_name],
-        help_text="Tier 3: put the document between <document> and </document> in the prompt.")
+        help_text="Tier 3: put the document between &lt;document&gt; and &lt;/document&gt; in "
+                  "the prompt.")
     cache = forms.BooleanField(required=False, initial=True, label="Use the cache")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

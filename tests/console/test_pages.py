@@ -166,3 +166,15 @@ def test_a_member_sees_no_invalidate_buttons(org_a: ConsoleOrg) -> None:
     html = org_a.client("member").get("/cache/").content.decode()
     assert 'action="/cache/invalidate/"' not in html
     assert 'action="/cache/invalidate/"' in org_a.client("admin").get("/cache/").content.decode()
+
+
+def test_dashboard_tier_table_matches_the_ledger(org_a: ConsoleOrg) -> None:
+    now = timezone.now()
+    seed_events(org_id=org_a.org.id, key_ids=[None], start=now - timedelta(days=5),
+                end=now - timedelta(minutes=1), count=300, seed=9)
+    html = org_a.client("viewer").get("/dashboard/").content.decode()
+    table = html.split('id="by-tier"')[1].split("</table>")[0]
+    rows = ledger(org_a.org.id, selectors.period_since("7d"))
+    for tier, name in selectors.TIER_NAMES.items():
+        sums = ledger_sums(rows.filter(cache_tier=tier))
+        assert f"<td>{name}</td><td>{sums['requests']}</td><td>{format_usd(sums['cost'])}</td>" in table
