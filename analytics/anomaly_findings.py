@@ -165,3 +165,25 @@ def stored_anomalies(*, org: Organization, since: datetime) -> StoredAnomalies |
                                                                    end__gte=since)]
     return StoredAnomalies(scanned_at=scan.scanned_at, keys_skipped=scan.keys_skipped,
                            anomalies=most_severe_first(found))
+
+
+@dataclass(frozen=True)
+class AnomalyReport:
+    anomalies: list[Anomaly]
+    source: str  # "scan" (stored by the alerts task) or "on_demand"
+    scanned_at: datetime | None
+    keys_skipped: int
+
+
+def recent_anomalies(*, org: Organization, hours: int) -> AnomalyReport:
+    """Episodes ending in the last `hours`: the periodic scan's, or, for an organization never
+    scanned yet (new, or the alerts task not running), its organization series detected on demand
+    (one detector pass; keys wait for the scan)."""
+    from analytics.insights_bridge import org_anomalies
+
+    stored = stored_anomalies(org=org, since=timezone.now() - timedelta(hours=hours))
+    if stored is not None:
+        return AnomalyReport(anomalies=stored.anomalies, source="scan",
+                             scanned_at=stored.scanned_at, keys_skipped=stored.keys_skipped)
+    found = org_anomalies(org=org, report_hours=hours, include_keys=False)
+    return AnomalyReport(anomalies=found, source="on_demand", scanned_at=None, keys_skipped=0)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import asdict, is_dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -247,21 +246,12 @@ class AnomaliesView(APIView):
             raise InvalidRequest("hours must be an integer from 1 to 720", param="hours")
         hours = int(raw)
         org = _org(request)
-        stored = anomaly_findings.stored_anomalies(
-            org=org, since=timezone.now() - timedelta(hours=hours))
-        if stored is not None:
-            found, source = stored.anomalies, "scan"
-            scanned_at: str | None = stored.scanned_at.isoformat()
-            keys_skipped = stored.keys_skipped
-        else:
-            # Never scanned yet (new organization, alerts task not running): the organization
-            # series on demand, which is one detector pass; keys wait for the scan.
-            found = insights_bridge.org_anomalies(org=org, report_hours=hours,
-                                                  include_keys=False)
-            source, scanned_at, keys_skipped = "on_demand", None, 0
-        return Response({"org_id": str(org.id), "hours": hours, "count": len(found),
-                         "source": source, "scanned_at": scanned_at,
-                         "keys_skipped": keys_skipped, "anomalies": jsonable(found)})
+        report = anomaly_findings.recent_anomalies(org=org, hours=hours)
+        return Response({"org_id": str(org.id), "hours": hours, "count": len(report.anomalies),
+                         "source": report.source,
+                         "scanned_at": report.scanned_at.isoformat() if report.scanned_at else None,
+                         "keys_skipped": report.keys_skipped,
+                         "anomalies": jsonable(report.anomalies)})
 
 
 class RecommendationsView(APIView):

@@ -157,6 +157,9 @@ class Totals:
     baseline_cost_usd: Decimal = ZERO
     hits_by_tier: dict[int, int] = field(default_factory=dict)
     saved_by_tier: dict[int, Decimal] = field(default_factory=dict)
+    # Every request (any status) and its cost per cache tier, 0 = miss: the dashboard's tier table.
+    requests_by_tier: dict[int, int] = field(default_factory=dict)
+    cost_by_tier: dict[int, Decimal] = field(default_factory=dict)
     latency_sum_ms: float = 0.0
 
     @property
@@ -199,6 +202,8 @@ def totals(*, org_ids: list[uuid.UUID] | None, since: datetime,
         out.reasoning_tokens += int(reas)
         out.cost_usd += cost or ZERO
         out.latency_sum_ms += float(lat or 0)
+        out.requests_by_tier[tier] = out.requests_by_tier.get(tier, 0) + int(req)
+        out.cost_by_tier[tier] = out.cost_by_tier.get(tier, ZERO) + (cost or ZERO)
         if ok:
             out.ok_requests += int(req)
             out.baseline_cost_usd += base or ZERO
@@ -213,7 +218,7 @@ def totals(*, org_ids: list[uuid.UUID] | None, since: datetime,
 
 # --- breakdowns and series ----------------------------------------------------------------------
 
-BREAKDOWNS = ("model", "task_type", "key", "period")
+BREAKDOWNS = ("model", "task_type", "key", "period", "tier", "provider")
 
 
 @dataclass(frozen=True)
@@ -229,8 +234,10 @@ class BreakdownRow:
 
 def breakdown(*, org_ids: list[uuid.UUID] | None, by: str, since: datetime,
               interval: str = "day") -> list[BreakdownRow]:
+    if by == "provider":  # rollups keep the model, whose provider the catalogue knows
+        return _by_provider(breakdown(org_ids=org_ids, by="model", since=since))
     column = {"model": "model", "task_type": "task_type", "key": "api_key_id",
-              "period": f"date_trunc('{interval}', bucket)"}[by]
+              "period": f"date_trunc('{interval}', bucket)", "tier": "cache_tier"}[by]
     src, params = source_sql(org_ids=org_ids, since=since, hourly_only=interval == "hour")
     sql = (f"SELECT {column} AS k, sum(requests), sum(cost_usd), "
            "sum(CASE WHEN status = 'ok' THEN baseline_cost_usd ELSE cost_usd END), "
@@ -250,6 +257,8 @@ def breakdown(*, org_ids: list[uuid.UUID] | None, by: str, since: datetime,
             label = labels.get(k, "(none)" if not k else f"key-{k}")
         elif by == "period":
             label = k.astimezone(UTC).isoformat()
+        elif by == "tier":
+            label = TIER_NAMES.get(k, str(k))
         else:
             label = k or "(none)"
         result.append(BreakdownRow(key=label, requests=int(req), cost_usd=cost or ZERO,
@@ -258,6 +267,25 @@ def breakdown(*, org_ids: list[uuid.UUID] | None, by: str, since: datetime,
     if by != "period":
         result.sort(key=lambda r: (-r.cost_usd, -r.requests, r.key))
     return result
+
+
+def _by_provider(rows: list[BreakdownRow]) -> list[BreakdownRow]:
+    from inference.selectors import get_catalogue
+
+    catalogue = get_catalogue()
+    merged: dict[str, BreakdownRow] = {}
+    for r in rows:
+        info = catalogue.get(r.key)
+        name = info.provider if info is not None else "(unknown)"
+        m = merged.get(name)
+        merged[name] = r if m is None else BreakdownRow(
+            key=name, requests=m.requests + r.requests, cost_usd=m.cost_usd + r.cost_usd,
+            baseline_cost_usd=m.baseline_cost_usd + r.baseline_cost_usd,
+            input_tokens=m.input_tokens + r.input_tokens,
+            output_tokens=m.output_tokens + r.output_tokens,
+            cache_hits=m.cache_hits + r.cache_hits)
+    out = [BreakdownRow(**{**vars(r), "key": name}) for name, r in merged.items()]
+    return sorted(out, key=lambda r: (-r.cost_usd, -r.requests, r.key))
 
 
 TREND_METRICS = ("cost", "requests", "cache_hit_rate", "latency")
@@ -398,14 +426,14 @@ def recent_inferences(*, org_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
             .order_by("-created_at", "-id")
             .values("request_id", "model", "cost_usd", "cache_tier", "created_at", "latency_ms",
                     "status", "task_type", "input_tokens", "output_tokens", "baseline_cost_usd",
-                    "endpoint")[:limit])
+                    "endpoint", "routing_reason")[:limit])
     return [{
         "request_id": r["request_id"], "model_used": r["model"], "cost": float(r["cost_usd"]),
         "cost_original": float(r["baseline_cost_usd"]), "cache_hit": r["cache_tier"] > 0,
         "cache_tier": r["cache_tier"], "timestamp": r["created_at"].isoformat(),
         "latency_ms": r["latency_ms"], "status": r["status"], "task_type": r["task_type"],
         "tokens_input": r["input_tokens"], "tokens_output": r["output_tokens"],
-        "endpoint": r["endpoint"],
+        "endpoint": r["endpoint"], "routing_reason": r["routing_reason"],
     } for r in rows]
 
 
@@ -414,16 +442,3 @@ def semantic_cache_size(*, org_id: uuid.UUID) -> int:
 
     return SemanticEntry.objects.filter(organization_id=org_id,
                                         expires_at__gt=timezone.now()).count()
-
-
-def most_recently_active_org(*, org_ids: list[uuid.UUID]) -> uuid.UUID | None:
-    """Of `org_ids`, the organization with the latest ledger row (None if none has traffic): one
-    probe of the (organization, created_at) index per organization."""
-    if not org_ids:
-        return None
-    rows = _fetch(
-        "SELECT o.id FROM unnest(%s::uuid[]) AS o(id) CROSS JOIN LATERAL ("
-        " SELECT e.created_at FROM inference_inferenceevent e WHERE e.organization_id = o.id"
-        " ORDER BY e.created_at DESC LIMIT 1) AS last ORDER BY last.created_at DESC LIMIT 1",
-        [[str(o) for o in org_ids]])
-    return rows[0][0] if rows else None

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics import api, views
+from analytics import api
 
 urlpatterns = [
     path("metrics", api.MetricsView.as_view(), name="metrics"),
@@ -19,5 +19,4 @@ urlpatterns = [
     path("analytics/recommendations", api.RecommendationsView.as_view(),
          name="analytics-recommendations"),
     path("analytics/prometheus", api.PrometheusView.as_view(), name="analytics-prometheus"),
-    path("dashboard/", views.dashboard, name="dashboard"),
 ]

@@ -13,10 +13,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asahi_project.settings")
 
 import asyncio
 import contextlib
-import threading
 from typing import Any
 
+from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.asgi import get_asgi_application
 
 django_asgi = get_asgi_application()
@@ -121,10 +122,6 @@ class LeanASGIHandler(ASGIHandler):
 
 lean_asgi = LeanASGIHandler()
 
-# The router's difficulty predictor reads wordfreq's table (~0.6 s) on first use: load it now, on a
-# thread, so that the first routed request does not stall the event loop.
-threading.Thread(target=warm_difficulty, name="warm-difficulty", daemon=True).start()
-
 
 async def http_app(scope: Any, receive: Any, send: Any) -> None:
     loop_lag.ensure_started()
@@ -132,10 +129,17 @@ async def http_app(scope: Any, receive: Any, send: Any) -> None:
     await app(scope, receive, send)
 
 
-application = ProtocolTypeRouter(
-    {"http": http_app, "websocket": URLRouter(websocket_urlpatterns)}
-)
+# Websockets: the session's user (AuthMiddlewareStack), and only from pages of an allowed host, so
+# another site cannot open a socket with the visitor's session cookie (cross-site hijacking).
+application = ProtocolTypeRouter({
+    "http": http_app,
+    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+})
 
+# The router's difficulty predictor reads wordfreq's table (~0.6 s) on first use: load it before
+# the first request, so that no routed request stalls the event loop on it, and before the freeze,
+# so that its objects are frozen with the rest.
+warm_difficulty()
 loop_lag.watch_gc_pauses()
 if settings.ASAHI_GC_FREEZE:
     freeze_after_startup()

@@ -206,11 +206,40 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return Response(body, status=err.status, headers=err.headers)
 
 
+def wants_html(request: HttpRequest) -> bool:
+    """Browsers get the console's error pages; API clients keep the JSON shape. Only an Accept
+    header that names text/html counts (the SDKs send application/json, curl sends */*), and
+    /v1/ is always JSON."""
+    accept = request.headers.get("Accept", "") if hasattr(request, "headers") else ""
+    return "text/html" in accept and not request.path.startswith("/v1/")
+
+
+def _html_error(request: HttpRequest | None, status: int, title: str, message: str) -> HttpResponse:
+    from django.template import loader
+
+    context = {"status": status, "title": title, "message": message,
+               "request_id": current_request_id()}
+    body: str
+    try:
+        # Without the request for a 500: its context processors may be what failed.
+        body = loader.render_to_string("console/error.html", context, request=request)
+    except Exception:
+        logger.exception("error_page_failed")
+        body = f"<h1>{status} {title}</h1><p>Request id: {context['request_id']}</p>"
+    return HttpResponse(body, status=status, content_type="text/html; charset=utf-8")
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_html(request):
+        return _html_error(request, 404, "Page not found",
+                           "There is nothing here, or it belongs to another organization.")
     return error_response(NotFound(f"no route for {request.method} {request.path}"))
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    if wants_html(request):
+        return _html_error(None, 500, "Something went wrong",
+                           "The error was logged. Try again; if it persists, quote the request id.")
     err = AsahiError("internal server error", status=500, code="internal_error")
     err.type = "api_error"
     return error_response(err)
@@ -228,4 +257,18 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_html(request):
+        return _html_error(request, 403, "Not allowed",
+                           str(exception) if isinstance(exception, DjangoPermissionDenied)
+                           and str(exception) else "You do not have access to this page.")
     return error_response(PermissionDenied("permission denied"))
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF rejections in the same two shapes (Django's default is a bare yellow page)."""
+    if wants_html(request):
+        return _html_error(request, 403, "Form expired",
+                           "The form was missing its security token or it expired. "
+                           "Go back, reload the page and submit again.")
+    return error_response(PermissionDenied(f"CSRF verification failed: {reason}",
+                                           code="csrf_failed"))

@@ -49,11 +49,13 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_prometheus",
     "channels",
+    "django_htmx",
     "governance",
     "inference",
     "caching",
     "routing",
     "analytics",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -67,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "asahi_project.urls"
@@ -167,8 +170,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and SECURE_SSL_REDIRECT)
+# Console sessions: cookies are Secure (HTTPS only) unless DEBUG or tests; plain-HTTP local runs
+# (./asahi up, docker-compose on :8000) set SESSION_COOKIE_SECURE=false.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not (DEBUG or TESTING))
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_FAILURE_VIEW = "asahi_project.errors.csrf_failure"
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
@@ -213,7 +221,13 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = TESTING or DEBUG
-LOGIN_URL = "/admin/login/"
+# Console and admin logins: failed attempts per username and per client address in a window.
+ASAHI_LOGIN_FAILURES_PER_USER = env_int("ASAHI_LOGIN_FAILURES_PER_USER", 5, minimum=1)
+ASAHI_LOGIN_FAILURES_PER_IP = env_int("ASAHI_LOGIN_FAILURES_PER_IP", 20, minimum=1)
+ASAHI_LOGIN_WINDOW_SECONDS = env_int("ASAHI_LOGIN_WINDOW_SECONDS", 900, minimum=1)
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LOGOUT_REDIRECT_URL = "/"
 
 # --- DRF and OpenAPI ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

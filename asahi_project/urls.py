@@ -7,10 +7,12 @@ from drf_spectacular.views import (
 )
 
 from asahi_project.health import health
+from governance.login_throttle import ThrottledAdminAuthenticationForm
 
 admin.site.site_header = "Asahi operator console"
 admin.site.site_title = "Asahi"
 admin.site.index_title = "Organizations, keys, models and the ledger"
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -22,6 +24,7 @@ urlpatterns = [
     path("", include("inference.urls")),
     path("", include("analytics.urls")),
     path("", include("caching.urls")),
+    path("", include("console.urls")),
 ]
 
 handler400 = "asahi_project.errors.handler400"

@@ -4,8 +4,8 @@ from django.urls import path
 
 websocket_urlpatterns: list = []
 
-try:  # the analytics app adds the live dashboard consumer
-    from analytics.consumers import DashboardConsumer
+try:  # the console adds the live dashboard consumer
+    from console.consumers import DashboardConsumer
 
     websocket_urlpatterns.append(path("ws/dashboard", DashboardConsumer.as_asgi()))
 except ImportError:  # pragma: no cover

@@ -129,6 +129,17 @@ class ApiKeyAdmin(AuditedModelAdmin):
                                                         ip=client_ip(request)))
 
 
+@admin.register(Membership)
+class MembershipAdmin(AuditedModelAdmin):
+    """Who may use the web console, and with which role (changes are audited like the rest)."""
+
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role"]
+    list_select_related = ["organization", "user"]
+    search_fields = ["user__username", "user__email", "organization__name"]
+    autocomplete_fields = ["user", "organization"]
+
+
 @admin.register(Policy)
 class PolicyAdmin(AuditedModelAdmin):
     list_display = ["organization", "daily_budget_usd", "monthly_budget_usd", "rpm_limit",

@@ -7,6 +7,11 @@ class Role(models.TextChoices):
     OWNER = "owner", "Owner"
     ADMIN = "admin", "Admin"
     MEMBER = "member", "Member"
+    VIEWER = "viewer", "Viewer"
+
+
+# What each role may do includes everything the roles before it may: viewer < member < admin < owner.
+ROLE_RANK = {Role.VIEWER.value: 0, Role.MEMBER.value: 1, Role.ADMIN.value: 2, Role.OWNER.value: 3}
 
 
 class Scope(models.TextChoices):

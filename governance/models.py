@@ -36,17 +36,17 @@ class Organization(models.Model):
 
 
 class Membership(models.Model):
-    """A Django user's role in an organization."""
+    """A console user's role in their organization. A user belongs to exactly one organization, so
+    every page resolves its tenant from the session alone (no organization picker to get wrong)."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="membership")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["organization", "user"], name="membership_unique_org_user")
-        ]
+        indexes = [models.Index(fields=["organization", "role"])]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.organization} ({self.role})"

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from asahi_project.errors import AuthenticationFailed, NotFound
 from governance.keys import hashes_match, split_prefix
-from governance.models import ApiKey, AuditEvent, Organization, Policy
+from governance.models import ApiKey, AuditEvent, Membership, Organization, Policy
 from governance.types import AuthContext, PolicySnapshot
 
 logger = logging.getLogger("asahi.governance")
@@ -196,6 +196,22 @@ class _Revoked:
         return self.ctx.org_id
 
 
+def key_context(prefix: str) -> AuthContext:
+    """The context of a key the server itself holds, by prefix (the console's playground key, whose
+    secret nobody keeps): the checks of `authenticate_key` except the secret's. Not cached: one
+    query per playground request."""
+    loaded = _load_context(prefix)
+    if loaded is None:
+        raise AuthenticationFailed("invalid API key")
+    ctx_any: Any = loaded[0]
+    if isinstance(ctx_any, _Revoked):
+        raise AuthenticationFailed("API key has been revoked", code="revoked_api_key")
+    context: AuthContext = ctx_any
+    if context.expires_at is not None and context.expires_at <= timezone.now():
+        raise AuthenticationFailed("API key has expired", code="expired_api_key")
+    return context
+
+
 def authenticate_key(raw: str) -> AuthContext:
     """Resolve a raw bearer key to its AuthContext or raise AuthenticationFailed (401)."""
     prefix = split_prefix(raw)
@@ -288,3 +304,21 @@ def audit_events(*, org_ids: list[uuid.UUID] | None, action: str | None = None,
     if until:
         qs = qs.filter(created_at__lt=until)
     return qs.order_by("-created_at", "-id")
+
+
+def api_keys_for_org(*, organization: Organization, limit: int = 500) -> QuerySet[ApiKey]:
+    return (ApiKey.objects.filter(organization=organization).select_related("created_by")
+            .order_by("-created_at")[:limit])
+
+
+def api_key_in_org(*, organization: Organization, prefix: str) -> ApiKey:
+    """One of the organization's keys; another organization's key is reported as missing."""
+    key = ApiKey.objects.filter(organization=organization, prefix=prefix).first()
+    if key is None:
+        raise NotFound(f"API key {prefix} not found", code="api_key_not_found")
+    return key
+
+
+def members_of(*, organization: Organization) -> QuerySet[Membership]:
+    return (Membership.objects.filter(organization=organization).select_related("user")
+            .order_by("user__username"))

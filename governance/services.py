@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -211,16 +212,32 @@ class SignupResult:
     issued: IssuedKey
 
 
-def signup(*, org_name: str, user_id: str, email: str | None, ip: str | None) -> SignupResult:
-    """Self-serve signup: organization, its owner (a Django user without a usable password) and a key."""
+def signup(*, org_name: str, user_id: str, email: str | None, ip: str | None,
+           password: str | None = None) -> SignupResult:
+    """Self-serve signup: organization, its owner and a first key.
+
+    From the API the owner is a Django user without a usable password; from the console
+    (``password`` given, already checked by the password validators) a new user who can log in.
+    A console signup never adopts an existing user, so it cannot set someone else's password."""
     username = user_id.strip()
     if not username:
         raise InvalidRequest("user_id must not be empty", param="user_id")
     try:
         with transaction.atomic():
             org = organization_create(name=org_name, actor=f"signup:{username}", ip=ip)
-            user, _ = User.objects.get_or_create(username=username, defaults={"email": email or ""})
+            if password is not None:
+                if User.objects.filter(username__iexact=username).exists():
+                    raise InvalidRequest("an account with this email already exists",
+                                         code="user_exists", param="email", status=409)
+                user = User.objects.create_user(username=username, email=email or "",
+                                                password=password)
+            else:
+                user, _ = User.objects.get_or_create(username=username,
+                                                     defaults={"email": email or ""})
             Membership.objects.create(organization=org, user=user, role=Role.OWNER)
+            audit_log(action="membership_created", actor=f"user:{username}", organization=org,
+                      target_type="membership", target_id=username, ip=ip,
+                      details={"role": Role.OWNER.value})
             issued = api_key_issue(organization=org, actor=f"user:{username}", name="signup key",
                                    scopes=["all"], created_by=user, ip=ip)
     except IntegrityError as exc:
@@ -247,3 +264,107 @@ def _send_welcome(*, email: str, org_name: str, prefix: str) -> None:
         )
     except Exception:  # email is best effort; signup already committed
         logger.warning("welcome_email_failed", extra={"email_domain": email.split("@")[-1]})
+
+
+# --- Console members ------------------------------------------------------------------------------
+
+def _lock_owners(organization: Organization) -> int:
+    """Lock the organization row (serializes role changes in it) and count its owners."""
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
+
+
+def _member_of(organization: Organization, membership_id: int) -> Membership:
+    member = (Membership.objects.select_related("user").select_for_update(of=("self",))
+              .filter(pk=membership_id, organization=organization).first())
+    if member is None:  # another organization's member looks exactly like a missing one
+        raise NotFound("member not found", code="member_not_found")
+    return member
+
+
+@dataclass(frozen=True)
+class MemberAdded:
+    membership: Membership
+    created_user: bool
+
+
+@transaction.atomic
+def membership_add(*, organization: Organization, email: str, role: str, actor: str,
+                   ip: str | None = None) -> MemberAdded:
+    """Add a user to the organization by email. A new address gets a new user with a random
+    password (the caller mails a link to choose one); an existing user is added only if they are
+    not in an organization yet, since a user belongs to exactly one."""
+    if role not in Role.values:
+        raise InvalidRequest(f"unknown role {role!r}", param="role")
+    email = email.strip().lower()
+    check_name(email, "email")
+    user = User.objects.filter(username__iexact=email).first()
+    created = user is None
+    if user is None:
+        # A usable but unknown password: Django's reset flow only serves usable passwords.
+        user = User.objects.create_user(username=email, email=email,
+                                        password=secrets.token_urlsafe(32))
+    elif Membership.objects.filter(user=user).exists():
+        raise InvalidRequest("this user already belongs to an organization", code="member_exists",
+                             param="email", status=409)
+    member = Membership.objects.create(organization=organization, user=user, role=role)
+    audit_log(action="membership_created", actor=actor, organization=organization,
+              target_type="membership", target_id=user.get_username(), ip=ip,
+              details={"role": role, "new_user": created})
+    return MemberAdded(membership=member, created_user=created)
+
+
+@transaction.atomic
+def membership_set_role(*, organization: Organization, membership_id: int, role: str, actor: str,
+                        ip: str | None = None) -> Membership:
+    if role not in Role.values:
+        raise InvalidRequest(f"unknown role {role!r}", param="role")
+    owners = _lock_owners(organization)
+    member = _member_of(organization, membership_id)
+    if member.role == role:
+        return member
+    if member.role == Role.OWNER and owners <= 1:
+        raise InvalidRequest("an organization needs an owner: make someone else owner first",
+                             code="last_owner", param="role", status=409)
+    old = member.role
+    member.role = role
+    member.save(update_fields=["role"])
+    audit_log(action="membership_role_changed", actor=actor, organization=organization,
+              target_type="membership", target_id=member.user.get_username(), ip=ip,
+              details={"old": old, "new": role})
+    return member
+
+
+@transaction.atomic
+def membership_remove(*, organization: Organization, membership_id: int, actor: str,
+                      ip: str | None = None) -> None:
+    owners = _lock_owners(organization)
+    member = _member_of(organization, membership_id)
+    if member.role == Role.OWNER and owners <= 1:
+        raise InvalidRequest("an organization needs an owner: make someone else owner first",
+                             code="last_owner", status=409)
+    username = member.user.get_username()
+    member.delete()
+    audit_log(action="membership_removed", actor=actor, organization=organization,
+              target_type="membership", target_id=username, ip=ip,
+              details={"role": member.role})
+
+
+# The console's playground calls the gateway with this organization key (scope infer). Its secret is
+# discarded at issue: the console resolves it by prefix on the server and never shows or needs it.
+PLAYGROUND_KEY_NAME = "console playground"
+
+
+@transaction.atomic
+def playground_key(*, organization: Organization, actor: str, created_by: Any = None,
+                   ip: str | None = None) -> ApiKey:
+    """The organization's live playground key, issued (and audited) on first use or after a
+    revocation. The organization row is locked so that two first requests issue one key."""
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    key = (ApiKey.objects.filter(organization=organization, name=PLAYGROUND_KEY_NAME,
+                                 revoked_at__isnull=True)
+           .exclude(expires_at__lte=timezone.now()).order_by("created_at").first())
+    if key is None:
+        key = api_key_issue(organization=organization, actor=actor, name=PLAYGROUND_KEY_NAME,
+                            scopes=["infer"], created_by=created_by, ip=ip).key
+    return key

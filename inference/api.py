@@ -35,13 +35,13 @@ from governance.types import AuthContext
 from inference import pipeline
 from inference.ledger import AuditRow, ledger
 from inference.providers.errors import ProviderError
-from inference.providers.openai_format import request_from_openai, usage_to_openai
+from inference.providers.openai_format import usage_to_openai
 from inference.providers.types import ChatMessage, ChatRequest, StreamEvent
 from inference.selectors import aget_catalogue
+from inference.services import chat_call, routing_options
 from inference.validation import (
     cache_mode,
     parse_json,
-    validate_chat_body,
     validate_embeddings_body,
     validate_infer_body,
 )
@@ -108,21 +108,6 @@ def endpoint(*methods: str) -> Callable[[Callable[..., Awaitable[HttpResponseBas
     return wrap
 
 
-def _routing_options(body: dict[str, Any]) -> pipeline.RoutingOptions:
-    return pipeline.RoutingOptions(
-        mode=body.get("routing_mode"), quality_preference=body.get("quality_preference"),
-        latency_preference=body.get("latency_preference"),
-        latency_budget_ms=body.get("latency_budget_ms"),
-        quality_threshold=body.get("quality_threshold"), cost_budget=body.get("cost_budget"),
-        model_override=body.get("model_override"),
-    )
-
-
-ASAHI_FIELDS = ("routing_mode", "quality_preference", "latency_preference", "latency_budget_ms",
-                "quality_threshold", "cost_budget", "model_override", "cache", "document_id",
-                "fallbacks", "stream_options")
-
-
 def _headers(call: pipeline.GatewayCall, *, model: str, tier: int, similarity: float | None,
              cost: Any | None) -> dict[str, str]:
     headers = {"X-Asahi-Cache": CACHE_NAMES[tier], "X-Asahi-Model": model}
@@ -144,25 +129,10 @@ def _headers(call: pipeline.GatewayCall, *, model: str, tier: int, similarity: f
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     auth = await authenticate(request, "infer")
     body = parse_json(request.body, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    validate_chat_body(body)
-    try:
-        chat = request_from_openai(body)
-    except ProviderError as exc:
-        raise InvalidRequest(exc.message) from exc
-    for name in ASAHI_FIELDS:
-        chat.extra.pop(name, None)
-    if body.get("fallbacks"):
-        chat.extra["fallbacks"] = body["fallbacks"]
-    call = pipeline.GatewayCall(
-        auth=auth, request_id=current_request_id(), endpoint="chat", chat=chat,
-        routing=_routing_options(body),
-        cache_mode=cache_mode(body, request.headers.get("Cache-Control", "")),
-        document_id=body.get("document_id"), client_ip=client_ip(request),
-        include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
-    )
+    call = chat_call(auth=auth, body=body, request=request)
     if call.document_id:
         return await _document_chat(call)
-    if chat.stream:
+    if call.chat.stream:
         return await _stream_response(call, await pipeline.start_stream(call))
     return _chat_json(call, await pipeline.complete(call))
 
@@ -273,7 +243,7 @@ async def infer(request: HttpRequest) -> HttpResponse:
     chat = ChatRequest(model=body.get("model_override") or "auto", messages=messages,
                        max_tokens=body.get("max_tokens"), temperature=body.get("temperature"),
                        user=body.get("user_id"))
-    routing = _routing_options(body)
+    routing = routing_options(body)
     routing.mode = mode
     if routing.latency_budget_ms is None and mode != "explicit":
         routing.latency_budget_ms = None

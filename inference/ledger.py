@@ -225,6 +225,12 @@ class LedgerBuffer:
         self._dropping = False  # between the first drop and the next successful flush
         self._failures = 0
         self._last_error: LedgerError | None = None
+        # Called with the rows of each flush once they are written (the dashboard's live feed).
+        self._listeners: list[Callable[[list[LedgerRow]], None]] = []
+
+    def add_listener(self, listener: Callable[[list[LedgerRow]], None]) -> None:
+        if listener not in self._listeners:
+            self._listeners.append(listener)
 
     def append(self, row: LedgerRow) -> None:
         with self._lock:
@@ -348,6 +354,7 @@ class LedgerBuffer:
                 self._keep([], stop.remaining, stop.cause)
                 raise stop.cause from None
             self._touch_keys(done)
+            self._notify(done)
             with self._lock:
                 recovered, self._dropping = self._dropping, False
             if recovered:
@@ -440,6 +447,13 @@ class LedgerBuffer:
             return
         logger.warning("ledger_row_dead_lettered", extra={
             "kind": kind, "request_id": request_id, "error": error})
+
+    def _notify(self, rows: list[LedgerRow]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(rows)
+            except Exception:  # a listener never costs the writer its rows or its thread
+                logger.warning("ledger_listener_failed", exc_info=True)
 
     @staticmethod
     def _touch_keys(rows: list[LedgerRow]) -> None:

@@ -1,4 +1,5 @@
-"""Inference writes outside the hot path: feedback."""
+"""Inference services: a request body as a pipeline call (shared by the API and the console's
+playground), and feedback."""
 
 from __future__ import annotations
 
@@ -6,14 +7,58 @@ import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 
+from asahi_project.client_ip import client_ip
 from asahi_project.errors import InvalidRequest, NotFound
+from asahi_project.request_id import current_request_id
 from asahi_project.textrules import check_name
 from governance.types import AuthContext
+from inference import pipeline
 from inference.ledger import ledger
 from inference.models import Feedback, InferenceEvent
+from inference.providers.errors import ProviderError
+from inference.providers.openai_format import request_from_openai
+from inference.validation import cache_mode, validate_chat_body
 
 logger = logging.getLogger("asahi.feedback")
+
+
+def routing_options(body: dict[str, Any]) -> pipeline.RoutingOptions:
+    return pipeline.RoutingOptions(
+        mode=body.get("routing_mode"), quality_preference=body.get("quality_preference"),
+        latency_preference=body.get("latency_preference"),
+        latency_budget_ms=body.get("latency_budget_ms"),
+        quality_threshold=body.get("quality_threshold"), cost_budget=body.get("cost_budget"),
+        model_override=body.get("model_override"),
+    )
+
+
+ASAHI_FIELDS = ("routing_mode", "quality_preference", "latency_preference", "latency_budget_ms",
+                "quality_threshold", "cost_budget", "model_override", "cache", "document_id",
+                "fallbacks", "stream_options")
+
+
+def chat_call(*, auth: AuthContext, body: dict[str, Any], request: HttpRequest,
+              ) -> pipeline.GatewayCall:
+    """A validated chat body (OpenAI format plus Asahi's fields) as a pipeline call: shared by
+    /v1/chat/completions and the console's playground, so both validate and route alike."""
+    validate_chat_body(body)
+    try:
+        chat = request_from_openai(body)
+    except ProviderError as exc:
+        raise InvalidRequest(exc.message) from exc
+    for name in ASAHI_FIELDS:
+        chat.extra.pop(name, None)
+    if body.get("fallbacks"):
+        chat.extra["fallbacks"] = body["fallbacks"]
+    return pipeline.GatewayCall(
+        auth=auth, request_id=current_request_id(), endpoint="chat", chat=chat,
+        routing=routing_options(body),
+        cache_mode=cache_mode(body, request.headers.get("Cache-Control", "")),
+        document_id=body.get("document_id"), client_ip=client_ip(request),
+        include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+    )
 
 
 def _rating(body: dict[str, Any]) -> int:

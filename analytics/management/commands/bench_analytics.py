@@ -59,6 +59,14 @@ ENDPOINTS = (
     "/analytics/cost-summary?period=month",
 )
 
+PAGES = (
+    "/dashboard/",
+    "/dashboard/?period=30d",
+    "/dashboard/live/",
+    "/analytics/?period=7d",
+    "/cache/",
+)
+
 
 class Command(BaseCommand):
     help = "Generate ledger rows, run the rollup and time the analytics endpoints."
@@ -71,6 +79,8 @@ class Command(BaseCommand):
         parser.add_argument("--calls", type=int, default=20)
         parser.add_argument("--ledger-rows", type=int, default=50_000)
         parser.add_argument("--skip-generate", action="store_true")
+        parser.add_argument("--pages-only", action="store_true",
+                            help="with --skip-generate: time only the console pages")
 
     def handle(self, *args: Any, **o: Any) -> None:
         from analytics.rollup import run_rollup
@@ -106,6 +116,9 @@ class Command(BaseCommand):
             result = run_rollup(full=True)
             out(f"rollup (full): {result.hourly_rows:,} hourly + {result.daily_rows:,} daily "
                 f"rows in {result.duration_ms / 1000:.1f} s")
+        if o["pages_only"]:
+            self._time_pages(orgs[0], o["calls"])
+            return
         result = run_rollup()
         out(f"rollup (incremental, 10 min lateness): {result.hourly_rows:,} hourly + "
             f"{result.daily_rows:,} daily rows in {result.duration_ms:.0f} ms")
@@ -123,6 +136,7 @@ class Command(BaseCommand):
             urlconf = "tests.analytics.urls"
         with override_settings(**({"ROOT_URLCONF": urlconf} if urlconf else {})):
             self._time_endpoints(orgs, keys, o["calls"])
+        self._time_pages(orgs[0], o["calls"])
         self._ledger_throughput(orgs[0].id, keys[0].key.pk, o["ledger_rows"])
 
     def _latest_bench_orgs(self) -> list[Any]:
@@ -171,6 +185,31 @@ class Command(BaseCommand):
             for _ in range(calls):
                 t0 = time.perf_counter()
                 r = client.get(path, **headers)  # type: ignore[arg-type]
+                timings.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    raise SystemExit(f"{path}: HTTP {r.status_code} {r.content[:300]!r}")
+            timings.sort()
+            p95 = timings[min(len(timings) - 1, int(0.95 * len(timings)))]
+            out(f"{path:58} {statistics.median(timings):9.1f} {p95:9.1f}")
+
+    def _time_pages(self, org: Any, calls: int) -> None:
+        """The console's pages as a viewer of the organization sees them (session, templates,
+        the same selectors), timed in-process like the endpoints."""
+        from django.contrib.auth import get_user_model
+
+        from governance.models import Membership
+
+        out = self.stdout.write
+        user = get_user_model().objects.create_user(f"bench-viewer-{uuid.uuid4().hex[:8]}")
+        Membership.objects.create(organization=org, user=user, role="viewer")
+        client = Client()
+        client.force_login(user)
+        out(f"\n{'console page':58} {'p50 ms':>9} {'p95 ms':>9}")
+        for path in PAGES:
+            timings = []
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                r = client.get(path)
                 timings.append((time.perf_counter() - t0) * 1000)
                 if r.status_code != 200:
                     raise SystemExit(f"{path}: HTTP {r.status_code} {r.content[:300]!r}")
