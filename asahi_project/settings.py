@@ -256,6 +256,8 @@ if ASAHI_DEFAULT_BUDGET_POLICY not in {"closed", "open"}:
 ASAHI_ADMIN_SECRET = env_str("ASAHI_ADMIN_SECRET", "")
 ASAHI_METRICS_SCRAPE_TOKEN = env_str("ASAHI_METRICS_SCRAPE_TOKEN", "")
 ASAHI_KEY_CACHE_SECONDS = env_float("ASAHI_KEY_CACHE_SECONDS", 5.0, minimum=0.0)
+# How long past its lifetime a cached key check is still used while PostgreSQL is unreachable.
+ASAHI_KEY_STALE_SECONDS = env_float("ASAHI_KEY_STALE_SECONDS", 600.0, minimum=0.0)
 # Which embedder the semantic cache uses: local (offline, calibrated), openai[:model], cohere[:model].
 ASAHI_SEMANTIC_EMBEDDER = env_str("ASAHI_SEMANTIC_EMBEDDER", "local").strip()
 if ASAHI_SEMANTIC_EMBEDDER.partition(":")[0] not in {"local", "openai", "cohere"}:
@@ -280,6 +282,11 @@ ASAHI_LEDGER_BATCH = env_int("ASAHI_LEDGER_BATCH", 500, minimum=1)
 ASAHI_LEDGER_MAX_PENDING = env_int("ASAHI_LEDGER_MAX_PENDING", 100_000, minimum=1)
 if ASAHI_LEDGER_MAX_PENDING < ASAHI_LEDGER_BATCH:
     raise ConfigError("ASAHI_LEDGER_MAX_PENDING must be at least ASAHI_LEDGER_BATCH")
+# While PostgreSQL is unreachable, ledger rows wait in a spool on local disk (per process, bounded;
+# see inference.spool); 0 turns it off (rows then wait in memory only, up to MAX_PENDING).
+ASAHI_LEDGER_SPOOL_DIR = Path(env_str("ASAHI_LEDGER_SPOOL_DIR", "") or Path(
+    os.environ.get("ASAHI_DATA_DIR", BASE_DIR / ".data")) / "ledger-spool")
+ASAHI_LEDGER_SPOOL_MAX_MB = env_int("ASAHI_LEDGER_SPOOL_MAX_MB", 256, minimum=0)
 ASAHI_LOG_JSON = env_bool("ASAHI_LOG_JSON", True)
 
 LOGGING = {
