@@ -287,6 +287,9 @@ if ASAHI_LEDGER_MAX_PENDING < ASAHI_LEDGER_BATCH:
 ASAHI_LEDGER_SPOOL_DIR = Path(env_str("ASAHI_LEDGER_SPOOL_DIR", "") or Path(
     os.environ.get("ASAHI_DATA_DIR", BASE_DIR / ".data")) / "ledger-spool")
 ASAHI_LEDGER_SPOOL_MAX_MB = env_int("ASAHI_LEDGER_SPOOL_MAX_MB", 256, minimum=0)
+# A budget reservation not settled by then (its process crashed) is released by the next admission
+# of the organization. Longer than any request can take (upstream timeout x attempts, streams).
+ASAHI_RESERVATION_TTL_SECONDS = env_float("ASAHI_RESERVATION_TTL_SECONDS", 600.0, minimum=1.0)
 ASAHI_LOG_JSON = env_bool("ASAHI_LOG_JSON", True)
 
 LOGGING = {
