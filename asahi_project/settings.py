@@ -290,6 +290,9 @@ ASAHI_LEDGER_SPOOL_MAX_MB = env_int("ASAHI_LEDGER_SPOOL_MAX_MB", 256, minimum=0)
 # A budget reservation not settled by then (its process crashed) is released by the next admission
 # of the organization. Longer than any request can take (upstream timeout x attempts, streams).
 ASAHI_RESERVATION_TTL_SECONDS = env_float("ASAHI_RESERVATION_TTL_SECONDS", 600.0, minimum=1.0)
+# Networks that tenant-chosen outbound URLs (alert webhooks) may reach although they are not
+# public, e.g. an internal alert receiver: "10.1.2.0/24, 127.0.0.1". Empty: public addresses only.
+ASAHI_OUTBOUND_ALLOWED_NETWORKS = env_networks("ASAHI_OUTBOUND_ALLOWED_NETWORKS")
 ASAHI_LOG_JSON = env_bool("ASAHI_LOG_JSON", True)
 
 LOGGING = {
