@@ -139,3 +139,21 @@ def test_api_keys_are_stored_hashed_and_compared_in_constant_time(tenant, monkey
         authenticate_key(forged)
     assert calls == [(hashlib.sha256(raw.encode()).hexdigest(), stored.key_hash),
                      (hashlib.sha256(forged.encode()).hexdigest(), stored.key_hash)]
+
+
+def test_log_lines_cannot_be_forged_through_logged_values() -> None:
+    from asahi_project.logging import JsonFormatter
+
+    record = logging.makeLogRecord({
+        "name": "asahi.test", "levelname": "WARNING", "msg": "auth_failure",
+        "key_prefix": 'ask_x\n{"level":"INFO","event":"admin_login_ok"}', "path": "/v1\r\nX: y"})
+    line = JsonFormatter().format(record)
+    assert "\n" not in line and "\r" not in line  # one record, one line
+    parsed = json.loads(line)
+    assert parsed["event"] == "auth_failure" and parsed["level"] == "WARNING"
+    assert parsed["key_prefix"].startswith("ask_x\n")  # kept as data, escaped in the line
+
+
+def test_a_forged_request_id_is_replaced(client: Client) -> None:
+    r = client.get("/health", HTTP_X_REQUEST_ID="abc\r\nSet-Cookie: x=1")
+    assert r["X-Request-ID"].startswith("req_") and "\n" not in r["X-Request-ID"]

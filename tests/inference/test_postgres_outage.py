@@ -31,7 +31,8 @@ from tests.inference.test_redis_faults import _start_server
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 CLIENTS = 8
-OUTAGE_S = 4.0
+# A few seconds in CI; the 30 s run of docs/benchmarks.md sets ASAHI_FAULT_OUTAGE_SECONDS=30.
+OUTAGE_S = float(os.environ.get("ASAHI_FAULT_OUTAGE_SECONDS", "4"))
 
 
 def _health(port: int) -> tuple[int, dict[str, Any]]:
@@ -119,9 +120,10 @@ def test_postgres_stopped_under_load(upstream_env, transactional_db, catalogue, 
         assert {o[1] for o in outcomes} == {200}, {o[1] for o in outcomes}
         assert {o[2] for o in down} >= {"exact", "miss"}, {o[2] for o in down}
         assert len(down) > 20, len(down)
-        print(f"{len(outcomes)} answers, {len(down)} while PostgreSQL was down "
-              f"({sum(o[2] == 'exact' for o in down)} exact hits); health then: "
-              f"{during['health'].json()['components']['ledger']}")
+        print(f"\nPostgreSQL down {marks['restart'] - marks['down']:.1f} s: {len(outcomes)} answers "
+              f"in all, {len(down)} while it was down ({sum(o[2] == 'exact' for o in down)} "
+              f"exact hits, {sum(o[2] == 'miss' for o in down)} misses), all 200; /health "
+              f"half-way: {during['health'].json()['components']['ledger']}")
         # A key this process never checked cannot be verified: a clear 503, in the error shape.
         unseen = during["unseen"]
         assert unseen.status_code == 503, unseen.text
@@ -152,6 +154,9 @@ def test_postgres_stopped_under_load(upstream_env, transactional_db, catalogue, 
             f"WHERE organization_id = '{org}' AND endpoint = 'chat'")
         assert rows == len(outcomes)
         assert total == sum(costs) and total > 0, (total, sum(costs))
+        print(f"after the restart: {rows} ledger rows, total ${total} = sum of the responses' "
+              f"X-Asahi-Cost-USD ${sum(costs)}; spool drained in "
+              f"{time.monotonic() - marks['restart']:.1f} s after the restart began")
         assert not list((tmp_path / "spool").glob("*.jsonl")) or all(
             p.stat().st_size == 0 for p in (tmp_path / "spool").glob("*.jsonl"))
     finally:
