@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -284,8 +285,10 @@ if ASAHI_LEDGER_MAX_PENDING < ASAHI_LEDGER_BATCH:
     raise ConfigError("ASAHI_LEDGER_MAX_PENDING must be at least ASAHI_LEDGER_BATCH")
 # While PostgreSQL is unreachable, ledger rows wait in a spool on local disk (per process, bounded;
 # see inference.spool); 0 turns it off (rows then wait in memory only, up to MAX_PENDING).
-ASAHI_LEDGER_SPOOL_DIR = Path(env_str("ASAHI_LEDGER_SPOOL_DIR", "") or Path(
-    os.environ.get("ASAHI_DATA_DIR", BASE_DIR / ".data")) / "ledger-spool")
+# Under tests each process gets its own (a test's rows must never be replayed into another test).
+ASAHI_LEDGER_SPOOL_DIR = Path(env_str("ASAHI_LEDGER_SPOOL_DIR", "") or (
+    Path(tempfile.gettempdir()) / f"asahi-test-ledger-spool-{os.getpid()}" if TESTING
+    else Path(os.environ.get("ASAHI_DATA_DIR", BASE_DIR / ".data")) / "ledger-spool"))
 ASAHI_LEDGER_SPOOL_MAX_MB = env_int("ASAHI_LEDGER_SPOOL_MAX_MB", 256, minimum=0)
 # A budget reservation not settled by then (its process crashed) is released by the next admission
 # of the organization. Longer than any request can take (upstream timeout x attempts, streams).
