@@ -18,6 +18,7 @@ Importing this module twice (autoreload, ``importlib.reload``, two import paths)
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any, TypeVar
 
@@ -252,6 +253,17 @@ def count_ledger_dead_letter(*, kind: str) -> None:
 def count_ledger_dropped(*, kind: str, rows: int = 1) -> None:
     """Count rows lost because the ledger buffer hit its cap (ASAHI_LEDGER_MAX_PENDING)."""
     LEDGER_DROPPED.labels(kind=kind).inc(rows)
+
+
+def _mark_dead() -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(os.getpid())
+
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # A worker that exits drops its live gauges (loop lag) from the merged view; its counters stay.
+    atexit.register(_mark_dead)
 
 
 def render_latest() -> tuple[bytes, str]:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from analytics import selectors
 from analytics.models import SentAlert
+from asahi_project.netguard import UnsafeURL, post_public
 from asahi_project.textrules import escape_unsafe
 from governance.models import ApiKey, Organization, Policy
 from governance.services import audit_log
@@ -54,14 +55,19 @@ def crossed_thresholds(*, spent: Decimal, limit: Decimal,
 
 def post_webhook(*, url: str, payload: dict[str, Any],
                  timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> int | None:
-    """POST JSON; returns the HTTP status, None when the receiver is unreachable (logged)."""
+    """POST JSON; returns the HTTP status, None when the receiver is unreachable or refused
+    (logged). The URL is checked again here, resolved now: it may have been saved before the
+    check existed, or its name may point elsewhere since (asahi_project.netguard)."""
     import httpx
 
     try:
-        resp = httpx.post(url, content=json.dumps(payload, default=str),
-                          headers={"Content-Type": "application/json",
-                                   "User-Agent": "asahi-alerts"}, timeout=timeout)
-        return resp.status_code
+        resp = post_public(url, content=json.dumps(payload, default=str).encode(),
+                           headers={"Content-Type": "application/json",
+                                    "User-Agent": "asahi-alerts"}, timeout=timeout)
+        return int(resp.status_code)
+    except UnsafeURL as exc:
+        logger.warning("alert_webhook_refused", extra={"url": url, "error": str(exc)})
+        return None
     except httpx.HTTPError as exc:  # an unreachable receiver must not break the alert run
         logger.warning("alert_webhook_failed", extra={"url": url, "error": str(exc)})
         return None

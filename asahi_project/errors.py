@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -187,6 +188,10 @@ def to_asahi_error(exc: BaseException) -> AsahiError | None:
         return PermissionDenied(str(exc) or "permission denied")
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge("request body exceeds the maximum size")
+    if isinstance(exc, OperationalError | InterfaceError):
+        # PostgreSQL unreachable: what needs it fails clearly (and may be retried), never a 500.
+        return ServiceUnavailable("the database is unreachable; retry shortly",
+                                  code="database_unavailable", headers={"Retry-After": "5"})
     return None
 
 

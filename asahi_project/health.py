@@ -85,9 +85,15 @@ def _ledger() -> dict[str, object]:
         "last_error": None if error is None else {"kind": error.kind, "type": error.type,
                                                    "at": error.at.isoformat()},
     }
+    out["spool"] = {"rows": state.spooled, "bytes": state.spool_bytes,
+                    "max_bytes": state.spool_max_bytes, "full": state.spool_full}
     if state.failures:
-        out["detail"] = (f"{state.failures} flush(es) could not reach the database; rows are kept "
-                         "in memory and retried")
+        out["detail"] = (f"{state.failures} flush(es) could not reach the database; rows are "
+                         "spooled on local disk and written when it returns")
+    if state.spool_full:
+        out["status"] = "full"
+        out["detail"] = ("the ledger spool is full (ASAHI_LEDGER_SPOOL_MAX_MB): new rows are kept "
+                         "in memory up to ASAHI_LEDGER_MAX_PENDING, then dropped")
     return out
 
 
@@ -95,7 +101,7 @@ def health(request: HttpRequest) -> JsonResponse:
     components = {"database": _database(), "redis": _redis(), "broker": _broker(),
                   "providers": _providers(), "ledger": _ledger()}
     db_ok = components["database"]["status"] == "ok"
-    degraded = any(c.get("status") == "down" for c in components.values())
+    degraded = any(c.get("status") in ("down", "full") for c in components.values())
     status = "down" if not db_ok else ("degraded" if degraded else "ok")
     return JsonResponse(
         {"status": status, "version": settings.VERSION,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -270,6 +271,8 @@ if ASAHI_DEFAULT_BUDGET_POLICY not in {"closed", "open"}:
 ASAHI_ADMIN_SECRET = env_str("ASAHI_ADMIN_SECRET", "")
 ASAHI_METRICS_SCRAPE_TOKEN = env_str("ASAHI_METRICS_SCRAPE_TOKEN", "")
 ASAHI_KEY_CACHE_SECONDS = env_float("ASAHI_KEY_CACHE_SECONDS", 5.0, minimum=0.0)
+# How long past its lifetime a cached key check is still used while PostgreSQL is unreachable.
+ASAHI_KEY_STALE_SECONDS = env_float("ASAHI_KEY_STALE_SECONDS", 600.0, minimum=0.0)
 # Which embedder the semantic cache uses: local (offline, calibrated), openai[:model], cohere[:model].
 ASAHI_SEMANTIC_EMBEDDER = env_str("ASAHI_SEMANTIC_EMBEDDER", "local").strip()
 if ASAHI_SEMANTIC_EMBEDDER.partition(":")[0] not in {"local", "openai", "cohere"}:
@@ -297,6 +300,19 @@ ASAHI_LEDGER_BATCH = env_int("ASAHI_LEDGER_BATCH", 500, minimum=1)
 ASAHI_LEDGER_MAX_PENDING = env_int("ASAHI_LEDGER_MAX_PENDING", 100_000, minimum=1)
 if ASAHI_LEDGER_MAX_PENDING < ASAHI_LEDGER_BATCH:
     raise ConfigError("ASAHI_LEDGER_MAX_PENDING must be at least ASAHI_LEDGER_BATCH")
+# While PostgreSQL is unreachable, ledger rows wait in a spool on local disk (per process, bounded;
+# see inference.spool); 0 turns it off (rows then wait in memory only, up to MAX_PENDING).
+# Under tests each process gets its own (a test's rows must never be replayed into another test).
+ASAHI_LEDGER_SPOOL_DIR = Path(env_str("ASAHI_LEDGER_SPOOL_DIR", "") or (
+    Path(tempfile.gettempdir()) / f"asahi-test-ledger-spool-{os.getpid()}" if TESTING
+    else Path(os.environ.get("ASAHI_DATA_DIR", BASE_DIR / ".data")) / "ledger-spool"))
+ASAHI_LEDGER_SPOOL_MAX_MB = env_int("ASAHI_LEDGER_SPOOL_MAX_MB", 256, minimum=0)
+# A budget reservation not settled by then (its process crashed) is released by the next admission
+# of the organization. Longer than any request can take (upstream timeout x attempts, streams).
+ASAHI_RESERVATION_TTL_SECONDS = env_float("ASAHI_RESERVATION_TTL_SECONDS", 600.0, minimum=1.0)
+# Networks that tenant-chosen outbound URLs (alert webhooks) may reach although they are not
+# public, e.g. an internal alert receiver: "10.1.2.0/24, 127.0.0.1". Empty: public addresses only.
+ASAHI_OUTBOUND_ALLOWED_NETWORKS = env_networks("ASAHI_OUTBOUND_ALLOWED_NETWORKS")
 ASAHI_LOG_JSON = env_bool("ASAHI_LOG_JSON", True)
 
 LOGGING = {

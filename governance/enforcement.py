@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+
 from asahi_project.errors import BudgetExceeded, RateLimited, ServiceUnavailable
 from asahi_project.redis_client import get_async_redis
 from governance.limits import (
@@ -86,7 +88,8 @@ def _tools() -> tuple[Limits, _SafeBreaker]:
     pair = _per_loop.get(loop)
     if pair is None:
         redis = get_async_redis()
-        pair = (Limits(redis), _SafeBreaker(CircuitBreaker(redis)))
+        pair = (Limits(redis, reservation_ttl_s=settings.ASAHI_RESERVATION_TTL_SECONDS),
+                _SafeBreaker(CircuitBreaker(redis)))
         _per_loop[loop] = pair
     return pair
 

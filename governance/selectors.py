@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
@@ -80,6 +81,13 @@ class _AuthCache:
     def get(self, prefix: str) -> _Cached | None:
         entry = self._entries.get(prefix)
         if entry is None or entry.until < time.monotonic():
+            return None
+        return entry
+
+    def get_stale(self, prefix: str) -> _Cached | None:
+        """An expired entry, within ASAHI_KEY_STALE_SECONDS: for when the database is down."""
+        entry = self._entries.get(prefix)
+        if entry is None or entry.until + settings.ASAHI_KEY_STALE_SECONDS < time.monotonic():
             return None
         return entry
 
@@ -220,7 +228,19 @@ def authenticate_key(raw: str) -> AuthContext:
     entry = auth_cache.get(prefix)
     if entry is None:
         stamp = auth_cache.stamp  # before the query: a change after it must win over this load
-        loaded = _load_context(prefix)
+        try:
+            loaded = _load_context(prefix)
+        except (OperationalError, InterfaceError):
+            # PostgreSQL unreachable: a key this process checked lately is still served (revocations
+            # and policy changes need the database, so none can have happened meanwhile; one made
+            # just before the outage emptied the cache through the stamp). Any other key: a 503.
+            stale = auth_cache.get_stale(prefix)
+            if stale is None:
+                raise
+            logger.debug("auth_served_stale", extra={"key_prefix": prefix})
+            loaded = None
+            entry = stale
+    if entry is None:
         if loaded is None:
             raise AuthenticationFailed("invalid API key")
         ctx, key_hash = loaded

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from asahi_project.client_ip import client_ip
 from asahi_project.errors import InvalidRequest, NotFound
+from asahi_project.netguard import UnsafeURL, resolve_public
 from asahi_project.request_id import current_request_id
 from asahi_project.textrules import check_name
 from governance.choices import VALID_SCOPES, Role, Scope
@@ -192,6 +193,12 @@ def policy_update(*, organization: Organization, actor: str, changes: dict[str, 
     for field, value in changes.items():
         if field not in POLICY_FIELDS:
             raise InvalidRequest(f"unknown policy field {field!r}", param=field)
+        if field == "alert_webhook_url" and value:
+            try:  # the gateway must not be made to call its own network (SSRF)
+                resolve_public(value)
+            except UnsafeURL as exc:
+                raise InvalidRequest(f"alert_webhook_url refused: {exc}", param=field,
+                                     code="unsafe_url") from exc
         old = getattr(policy, field)
         if old != value:
             diff[field] = {"old": _jsonable(old), "new": _jsonable(value)}

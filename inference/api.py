@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -26,6 +27,7 @@ from asahi_project.errors import (
     PermissionDenied,
     error_body,
     error_response,
+    to_asahi_error,
 )
 from asahi_project.request_id import current_request_id
 from asahi_project.textrules import header_safe
@@ -100,6 +102,10 @@ def endpoint(*methods: str) -> Callable[[Callable[..., Awaitable[HttpResponseBas
                 return await view(request, *args, **kwargs)
             except AsahiError as err:
                 return error_response(err)
+            except (OperationalError, InterfaceError) as exc:  # PostgreSQL unreachable: a 503
+                unavailable = to_asahi_error(exc)
+                assert unavailable is not None
+                return error_response(unavailable)
 
         inner.__name__ = view.__name__
         inner.__doc__ = view.__doc__

@@ -8,8 +8,12 @@ the rows of the last flush interval; a normal shutdown flushes (atexit).
 A row that cannot be inserted (a value of the wrong type, a NUL byte in a text) never holds back the
 others: a failed batch is split in halves until each bad row stands alone; the good rows are written and
 each bad one goes to LedgerDeadLetter (or, if even that fails, to the log with its request id). When the
-database cannot be reached the rows stay buffered, up to ASAHI_LEDGER_MAX_PENDING, and the writer
-retries with backoff. With nothing buffered the writer sleeps until the next append.
+database cannot be reached the rows go to a bounded spool on local disk (inference.spool: it survives a
+crash of the process, and needs neither PostgreSQL nor Redis), moved there every flush interval while
+the outage lasts; the writer retries with backoff and, once the database answers, writes the spool
+(its own and those left by dead processes) before the newer rows. When the spool is full, or the
+disk refuses, rows stay in memory up to ASAHI_LEDGER_MAX_PENDING; beyond that they are dropped,
+counted, logged and shown in /health. With nothing buffered the writer sleeps until the next append.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from django.db import (
 )
 from django.db.models import Q
 from django.utils import timezone
+
+from inference import spool as spooling
 
 logger = logging.getLogger("asahi.ledger")
 
@@ -116,6 +122,10 @@ class LedgerState:
     dropped: int
     failures: int  # consecutive flushes that could not reach the database; 0 when healthy
     last_error: LedgerError | None
+    spooled: int = 0  # rows in this process's disk spool, waiting for the database
+    spool_bytes: int = 0
+    spool_max_bytes: int = 0
+    spool_full: bool = False  # a row did not fit in the spool since the database was last reached
 
 
 class _Interrupted(Exception):
@@ -225,8 +235,18 @@ class LedgerBuffer:
         self._dropping = False  # between the first drop and the next successful flush
         self._failures = 0
         self._last_error: LedgerError | None = None
+        self._spool: spooling.Spool | None = None
+        self._spool_full = False
+        self._orphans_checked = 0.0  # monotonic time of the last look for dead processes' spools
         # Called with the rows of each flush once they are written (the dashboard's live feed).
         self._listeners: list[Callable[[list[LedgerRow]], None]] = []
+
+    @property
+    def spool(self) -> spooling.Spool:
+        if self._spool is None:
+            self._spool = spooling.Spool(settings.ASAHI_LEDGER_SPOOL_DIR,
+                                         settings.ASAHI_LEDGER_SPOOL_MAX_MB * 2**20)
+        return self._spool
 
     def add_listener(self, listener: Callable[[list[LedgerRow]], None]) -> None:
         if listener not in self._listeners:
@@ -271,9 +291,14 @@ class LedgerBuffer:
             return len(self._rows) + len(self._audit)
 
     def state(self) -> LedgerState:
+        spool = self._spool
         return LedgerState(pending=self.pending(), written=self.written,
                            dead_letters=self.dead_letters, dropped=self.dropped,
-                           failures=self._failures, last_error=self._last_error)
+                           failures=self._failures, last_error=self._last_error,
+                           spooled=spool.rows if spool else 0,
+                           spool_bytes=spool.bytes if spool else 0,
+                           spool_max_bytes=settings.ASAHI_LEDGER_SPOOL_MAX_MB * 2**20,
+                           spool_full=self._spool_full)
 
     def _count_drops(self, kind: str, rows: int) -> None:
         with self._lock:
@@ -295,10 +320,17 @@ class LedgerBuffer:
                     self._thread.start()
 
     def _run(self) -> None:
-        delay = 0.0
+        delay, retry_at = 0.0, 0.0
         while True:
             if delay:
-                time.sleep(delay)  # the database is unreachable; rows wait in the buffer
+                # The database is unreachable: every flush interval what gathered in memory goes
+                # to the disk spool (so a crash loses at most one interval); the database is
+                # tried again on the backoff.
+                self._wake.wait(settings.ASAHI_LEDGER_FLUSH_SECONDS)
+                self._wake.clear()
+                self.spill()
+                if time.monotonic() < retry_at:
+                    continue
             else:
                 if not self.pending():
                     self._idle()
@@ -312,11 +344,13 @@ class LedgerBuffer:
                 delay = 0.0
             except UNAVAILABLE as exc:
                 delay = min(max(1.0, delay * 2), _RETRY_MAX_SECONDS)
+                retry_at = time.monotonic() + delay
                 logger.warning("ledger_database_unavailable", extra={
                     "error": type(exc).__name__, "pending": self.pending(),
-                    "retry_in_seconds": delay})
+                    "spooled": self.spool.rows, "retry_in_seconds": delay})
             except Exception:  # a bug in the writer itself: keep it alive, rows stay buffered
                 delay = min(max(1.0, delay * 2), _RETRY_MAX_SECONDS)
+                retry_at = time.monotonic() + delay
                 logger.exception("ledger_flush_failed")
             finally:
                 close_old_connections()
@@ -337,11 +371,20 @@ class LedgerBuffer:
         Rows that cannot be inserted are set aside (dead letters), never retried. Raises the
         database's error when it cannot be reached; the rows not written are then kept."""
         with self._flush_lock:
+            try:
+                replayed = self._replay_spools()
+            except UNAVAILABLE as exc:
+                self._keep([], [], exc)  # the memory buffer goes to the spool behind them
+                raise
             with self._lock:
                 rows, self._rows = self._rows, []
                 audits, self._audit = self._audit, []
             if not rows and not audits:
-                return 0
+                if self._failures and not replayed:
+                    connection.ensure_connection()  # nothing to write: is the database back?
+                if replayed or self._failures:
+                    self._recovered()
+                return replayed
             try:
                 done = _insert_isolated(rows, insert=self._insert_rows, settle=self._settle_row)
             except _Interrupted as stop:
@@ -355,14 +398,51 @@ class LedgerBuffer:
                 raise stop.cause from None
             self._touch_keys(done)
             self._notify(done)
-            with self._lock:
-                recovered, self._dropping = self._dropping, False
-            if recovered:
-                logger.error("ledger_rows_were_dropped", extra={"dropped_total": self.dropped})
-            self._failures = 0
-            return len(done)
+            self._recovered()
+            return replayed + len(done)
 
-    def _keep(self, rows: list[LedgerRow], audits: list[AuditRow], cause: Exception) -> None:
+    def _recovered(self) -> None:
+        with self._lock:
+            recovered, self._dropping = self._dropping, False
+        if recovered:
+            logger.error("ledger_rows_were_dropped", extra={"dropped_total": self.dropped})
+        if self._failures:
+            logger.warning("ledger_database_reachable_again", extra={"failures": self._failures})
+        self._failures = 0
+        self._spool_full = False
+
+    def spill(self) -> int:
+        """Move what is buffered in memory to the disk spool; returns the rows moved.
+
+        What does not fit (spool full, disk error) stays in memory, within its own cap."""
+        with self._flush_lock:
+            with self._lock:
+                rows, self._rows = self._rows, []
+                audits, self._audit = self._audit, []
+            if not rows and not audits:
+                return 0
+            return self._spill(rows, audits)
+
+    def _spill(self, rows: list[LedgerRow], audits: list[AuditRow]) -> int:
+        """Spool `rows` and `audits` (older than anything still in memory); keep the rest."""
+        items = [spooling.encode("event", r) for r in rows] + \
+            [spooling.encode("audit", a) for a in audits]
+        try:
+            n = self.spool.write(items) if settings.ASAHI_LEDGER_SPOOL_MAX_MB else 0
+        except OSError as exc:
+            n = 0
+            logger.error("ledger_spool_unwritable", extra={
+                "error": type(exc).__name__, "dir": str(settings.ASAHI_LEDGER_SPOOL_DIR)})
+        if n < len(items) and settings.ASAHI_LEDGER_SPOOL_MAX_MB and not self._spool_full:
+            self._spool_full = True  # once per outage; /health shows it until the next flush
+            logger.error("ledger_spool_full", extra={
+                "spooled": self.spool.rows, "spool_bytes": self.spool.bytes,
+                "max_mb": settings.ASAHI_LEDGER_SPOOL_MAX_MB})
+        n_rows = min(n, len(rows))
+        self._requeue(rows[n_rows:], audits[max(0, n - len(rows)):])
+        return n
+
+    def _requeue(self, rows: list[LedgerRow], audits: list[AuditRow]) -> None:
         """Put unwritten rows back in front, in order, within the cap (the newest are dropped)."""
         cap = settings.ASAHI_LEDGER_MAX_PENDING
         excess: dict[str, int] = {}
@@ -375,6 +455,70 @@ class LedgerBuffer:
                     del buffered[cap:]
         for kind, n in excess.items():
             self._count_drops(kind, n)
+
+    _ORPHAN_SCAN_SECONDS = 60.0
+
+    def _replay_spools(self) -> int:
+        """Write this process's spool, then any dead process's; returns the ledger rows written.
+        Raises the database's error (the rows not written stay spooled)."""
+        written = 0
+        spool = self._spool
+        if spool is not None and spool.rows:
+            lines = spool.read_own()
+            done, remaining, cause = self._replay(lines)
+            spool.rewrite_own(remaining)
+            written += done
+            if cause is not None:
+                raise cause
+        now = time.monotonic()
+        if now - self._orphans_checked >= self._ORPHAN_SCAN_SECONDS or self._failures:
+            self._orphans_checked = now
+            for path in self.spool.orphans():
+                orphan = spooling.Orphan(path)
+                if not orphan.claim():
+                    continue
+                done, remaining, cause = self._replay(orphan.lines())
+                orphan.finish(remaining)
+                written += done
+                if cause is not None:
+                    raise cause
+                logger.warning("ledger_spool_replayed", extra={"file": path.name, "rows": done})
+        return written
+
+    def _replay(self, lines: list[bytes]) -> tuple[int, list[bytes], Exception | None]:
+        """Insert spooled lines; returns the ledger rows written, the lines not handled yet and,
+        when the database became unreachable part-way, its error."""
+        events: list[tuple[bytes, Any]] = []
+        audits: list[tuple[bytes, Any]] = []
+        for line in lines:
+            try:
+                kind, row = spooling.decode(line, {"event": LedgerRow, "audit": AuditRow})
+            except Exception as exc:  # a torn last line (crash mid-write): its row is lost
+                logger.error("ledger_spool_line_unreadable", extra={
+                    "error": type(exc).__name__, "line": _text(line, _ERROR_CHARS)})
+                continue
+            (events if kind == "event" else audits).append((line, row))
+        try:
+            done = _insert_isolated(
+                events, insert=lambda chunk: self._insert_rows([r for _, r in chunk]),
+                settle=lambda item, exc: self._settle_row(item[1], exc))
+        except _Interrupted as stop:
+            return 0, [line for line, _ in stop.remaining] + [line for line, _ in audits], stop.cause
+        self.written += len(done)
+        self._touch_keys([r for _, r in done])
+        try:
+            _insert_isolated(audits, insert=lambda chunk: self._insert_audits([a for _, a in chunk]),
+                             settle=lambda item, exc: self._settle_audit(item[1], exc))
+        except _Interrupted as stop:
+            return len(done), [line for line, _ in stop.remaining], stop.cause
+        return len(done), [], None
+
+    def _keep(self, rows: list[LedgerRow], audits: list[AuditRow], cause: Exception) -> None:
+        """Rows not written because the database is unreachable: to the spool, else memory."""
+        with self._lock:  # newer than `rows`: appended while the failed flush ran
+            rows, self._rows = rows + self._rows, []
+            audits, self._audit = audits + self._audit, []
+        self._spill(rows, audits)
         self._failures += 1
         self._last_error = LedgerError("database", type(cause).__name__, timezone.now())
         self._wake.set()  # if another thread's flush failed, the writer must not sleep on these

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
+from django.db import InterfaceError, OperationalError
 
 from inference.types import ModelInfo
 
 _TTL_SECONDS = 10.0
+logger = logging.getLogger("asahi.catalogue")
 
 
 @dataclass(frozen=True)
@@ -57,17 +60,29 @@ def load_catalogue() -> Catalogue:
     return Catalogue(models=models, loaded_at=time.monotonic())
 
 
-def get_catalogue() -> Catalogue:
+def _reload() -> Catalogue:
+    """A fresh snapshot; while PostgreSQL is unreachable the last one is kept (prices and models
+    change only through the database, so it cannot be out of date) and retried after the TTL."""
     global _cache
-    if _cache is None or time.monotonic() - _cache.loaded_at > _TTL_SECONDS:
+    try:
         _cache = load_catalogue()
+    except (OperationalError, InterfaceError):
+        if _cache is None:
+            raise
+        logger.warning("catalogue_reload_failed_serving_last")
+        _cache = replace(_cache, loaded_at=time.monotonic())
+    return _cache
+
+
+def get_catalogue() -> Catalogue:
+    if _cache is None or time.monotonic() - _cache.loaded_at > _TTL_SECONDS:
+        return _reload()
     return _cache
 
 
 async def aget_catalogue() -> Catalogue:
-    global _cache
     if _cache is None or time.monotonic() - _cache.loaded_at > _TTL_SECONDS:
-        _cache = await sync_to_async(load_catalogue, thread_sensitive=False)()
+        return await sync_to_async(_reload, thread_sensitive=False)()
     return _cache
 
 

@@ -19,7 +19,7 @@ def test_health_ok(client: Client) -> None:
     assert body["components"]["database"] == {"status": "ok", "pgvector": "0.6.2"}
     assert {"redis", "broker", "providers", "ledger"} <= set(body["components"])
     ledger = body["components"]["ledger"]
-    assert set(ledger) == {"status", "pending", "written", "dead_letters", "dropped",
+    assert set(ledger) == {"status", "pending", "written", "dead_letters", "dropped", "spool",
                            "last_error"}
     assert ledger["status"] == "ok"
     assert body["version"] and body["uptime_seconds"] >= 0

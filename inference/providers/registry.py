@@ -46,7 +46,13 @@ def make_adapter(
         raise ProviderError(
             "openai-compatible providers need a base_url", kind="bad_request", provider=kind
         )
-    return factory(base_url=base_url or None, api_key=api_key or None, **options)
+    try:
+        return factory(base_url=base_url or None, api_key=api_key or None, **options)
+    except Exception as exc:
+        # An SDK that refuses to start (no API key in the catalogue or the environment) is this
+        # provider's failure: the chain falls back to the next model instead of a 500.
+        raise ProviderError(f"{kind} provider is not usable: {type(exc).__name__}: {exc}",
+                            kind="server", provider=kind) from exc
 
 
 def get_client(

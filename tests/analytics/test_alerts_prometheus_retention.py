@@ -3,6 +3,7 @@ the dashboard, and exact totals after real requests through the gateway."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 from datetime import timedelta
@@ -39,7 +40,9 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def webhook_url():  # type: ignore[no-untyped-def]
+def webhook_url(settings):  # type: ignore[no-untyped-def]
+    # A receiver on loopback: allowed by the operator's allow-list only (asahi_project.netguard).
+    settings.ASAHI_OUTBOUND_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.1/32")]
     _Receiver.received = []
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -171,6 +171,8 @@ def test_an_unreachable_database_keeps_rows_buffered_within_the_cap() -> None:
            "DATABASE_URL": "postgresql://nobody:x@127.0.0.1:1/none", "DB_CONNECT_TIMEOUT": "1",
            "ASAHI_LEDGER_MAX_PENDING": "3", "ASAHI_LEDGER_BATCH": "3",
            "ASAHI_LEDGER_FLUSH_SECONDS": "0.05",
+           # The in-memory buffer alone (the disk spool in front of it: test_ledger_spool).
+           "ASAHI_LEDGER_SPOOL_MAX_MB": "0",
            "ASAHI_LOG_JSON": "true"}
     out = subprocess.run([sys.executable, "-c", _UNREACHABLE], cwd=django_settings.BASE_DIR,
                          env=env, capture_output=True, text=True, timeout=60)
