@@ -95,10 +95,12 @@ def start_fake_upstream(
     *,
     timeout_sleep_s: float = 30.0,
     seed: int | None = None,
+    batch_delay_s: float = 0.0,
 ) -> FakeUpstream:
     """Start the fake upstream on its own event loop in a daemon thread; port 0 picks a free one."""
     config = FakeConfig(
-        latency_ms=latency_ms, fail_rate=fail_rate, timeout_sleep_s=timeout_sleep_s, seed=seed
+        latency_ms=latency_ms, fail_rate=fail_rate, timeout_sleep_s=timeout_sleep_s, seed=seed,
+        batch_delay_s=batch_delay_s,
     )
     loop = asyncio.new_event_loop()
     ready: dict[str, Any] = {}
@@ -126,10 +128,11 @@ def start_fake_upstream(
 
 
 def run_forever(
-    *, host: str = "127.0.0.1", port: int = 9100, latency_ms: float = 0.0, fail_rate: float = 0.0
+    *, host: str = "127.0.0.1", port: int = 9100, latency_ms: float = 0.0, fail_rate: float = 0.0,
+    batch_delay_s: float = 0.0,
 ) -> None:
     """Serve in the foreground until interrupted."""
-    config = FakeConfig(latency_ms=latency_ms, fail_rate=fail_rate)
+    config = FakeConfig(latency_ms=latency_ms, fail_rate=fail_rate, batch_delay_s=batch_delay_s)
     web.run_app(
         build_app(config),
         host=host,
