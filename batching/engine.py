@@ -63,10 +63,18 @@ _ITEM_FIELDS = ["state", "model", "provider_kind", "plan", "response", "status_c
                 "request_id", "finished_at"]
 
 
+_passes: dict[str, int] = {}
+
+
 def _pause(point: str) -> None:
-    """Fault injection for the kill test: with ASAHI_BATCH_PAUSE_AT=<point> the worker writes
-    ASAHI_BATCH_PAUSE_FILE and stops there (inside the step's transaction) until it is killed."""
-    if os.environ.get("ASAHI_BATCH_PAUSE_AT") != point:
+    """Fault injection for the kill test: with ASAHI_BATCH_PAUSE_AT=<point>[:<n>] the worker
+    writes ASAHI_BATCH_PAUSE_FILE and stops there (inside the step's transaction, after the step's
+    side effects) the n-th time it gets there, until it is killed."""
+    want, _, nth = os.environ.get("ASAHI_BATCH_PAUSE_AT", "").partition(":")
+    if want != point:
+        return
+    _passes[point] = _passes.get(point, 0) + 1
+    if _passes[point] != int(nth or 1):
         return
     marker = os.environ.get("ASAHI_BATCH_PAUSE_FILE")
     if marker:

@@ -61,6 +61,14 @@ class FakeUpstream:
         """Same content as ``GET /__stats``."""
         return self._call(lambda state: state.stats.as_json())
 
+    def batches(self) -> list[dict[str, Any]]:
+        """The provider batches created so far: id, kind ("openai" | "anthropic"), metadata."""
+        from .batch_api import STORE
+
+        return self._call(lambda state: None) or [
+            {"id": b.id, "kind": b.kind, "metadata": dict(b.metadata), "lines": len(b.lines)}
+            for b in list(self._runner.app[STORE].batches.values())]
+
     def reset(self) -> None:
         def clear(state: Any) -> None:
             state.stats = FakeStats()
