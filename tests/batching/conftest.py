@@ -73,7 +73,7 @@ class Workers:
 
 
 @pytest.fixture
-def workers(gateway, redis_client, tmp_path) -> Iterator[Workers]:  # noqa: F811
+def workers(gateway, upstream_env, redis_client, tmp_path) -> Iterator[Workers]:  # noqa: F811
     redis_client.delete(QUEUE)  # messages left by earlier tests name batches that are gone
     w = Workers(tmp_path, gateway)
     try:
@@ -81,6 +81,7 @@ def workers(gateway, redis_client, tmp_path) -> Iterator[Workers]:  # noqa: F811
     finally:
         w.stop_all()
         redis_client.delete(QUEUE)
+        upstream_env.config.batch_delay_s = 0.0  # the fake upstream is shared by the session
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, what: str = "",

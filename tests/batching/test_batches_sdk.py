@@ -11,7 +11,7 @@ import openai
 import pytest
 from django.db.models import Sum
 
-from batching.models import Batch, BatchItem
+from batching.models import BatchItem
 from governance.models import AuditEvent
 from inference import pricing
 from inference.models import InferenceEvent
