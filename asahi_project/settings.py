@@ -247,6 +247,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "inference.schema.add_gateway_paths",
+        "batching.schema.add_batch_paths",
         "inference.schema.document_errors",
     ],
 }

@@ -517,9 +517,10 @@ def advance(*, batch_id: str) -> str:
         elif auth is None:
             ending = "cancelled"
         if ending is None and auth is not None:
-            _route(batch, auth)
+            # Lines were validated when the batch was created; from here on it is running.
             Batch.objects.filter(pk=batch.pk, status=BatchStatus.VALIDATING).update(
                 status=BatchStatus.IN_PROGRESS, in_progress_at=timezone.now())
+            _route(batch, auth)
             _group(batch)
             _submit(batch, catalogue)
             _run_fallback(batch, auth, catalogue)
