@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from asahi_project.errors import AsahiError
+from asahi_project.errors import AsahiError, InvalidRequest
 from governance.types import AuthContext
 from inference import pricing
 from inference.pipeline import DEFAULT_MAX_OUTPUT
@@ -85,10 +85,17 @@ def parse_lines(data: bytes, *, catalogue: Catalogue, auth: AuthContext) -> list
     seen: set[str] = set()
     max_line = settings.ASAHI_BATCH_MAX_LINE_BYTES
     max_requests = settings.ASAHI_BATCH_MAX_REQUESTS
+    max_lines = max(2 * max_requests, max_requests + 1000)
     accepted = 0
     for n, raw in enumerate(data.splitlines(), start=1):
         if not raw.strip():
             continue
+        if len(out) >= max_lines:
+            # Reported per line up to a point; a file far past the limit is refused whole, so
+            # one upload cannot create millions of error rows.
+            raise InvalidRequest(f"the input file has more than {max_lines} lines; a "
+                                 f"batch holds at most {max_requests} requests",
+                                 code="too_many_requests", param="input_file_id")
         if len(raw) > max_line:
             out.append(_reject(n, "", "line_too_large",
                                f"line is {len(raw)} bytes; the limit is {max_line}"))

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 
 from asahi_project.errors import NotFound
 from batching.choices import BatchKind, ItemState
@@ -38,17 +38,22 @@ def batch_get(*, org_id: uuid.UUID, batch_id: str, kind: str = BatchKind.OPENAI)
     return b
 
 
-def _counts(batch_ids: list[str]) -> dict[str, dict[str, int]]:
+_EMPTY: dict[str, Any] = {"total": 0, "completed": 0, "failed": 0, "cost": 0, "sync": 0,
+                          "hits": 0}
+
+
+def _counts(batch_ids: list[str]) -> dict[str, dict[str, Any]]:
     rows = (BatchItem.objects.filter(batch_id__in=batch_ids).values("batch_id")
             .annotate(total=Count("pk"), completed=Count("pk", filter=Q(state=ItemState.DONE)),
-                      failed=Count("pk", filter=Q(state=ItemState.FAILED))))
-    return {r["batch_id"]: {"total": r["total"], "completed": r["completed"],
-                            "failed": r["failed"]} for r in rows}
+                      failed=Count("pk", filter=Q(state=ItemState.FAILED)),
+                      cost=Sum("cost_usd"), sync=Sum("sync_cost_usd"),
+                      hits=Count("pk", filter=Q(cache_tier__gt=0))))
+    return {r["batch_id"]: dict(r) for r in rows}
 
 
-def batch_json(b: Batch, counts: dict[str, int] | None = None) -> dict[str, Any]:
+def batch_json(b: Batch, counts: dict[str, Any] | None = None) -> dict[str, Any]:
     if counts is None:
-        counts = _counts([b.id]).get(b.id, {"total": 0, "completed": 0, "failed": 0})
+        counts = _counts([b.id]).get(b.id, _EMPTY)
     return {
         "id": b.id, "object": "batch", "endpoint": b.endpoint, "errors": b.errors,
         "input_file_id": b.input_file_id or "", "completion_window": b.completion_window,
@@ -57,8 +62,14 @@ def batch_json(b: Batch, counts: dict[str, int] | None = None) -> dict[str, Any]
         "expires_at": _ts(b.expires_at), "finalizing_at": _ts(b.finalizing_at),
         "completed_at": _ts(b.completed_at), "failed_at": _ts(b.failed_at),
         "expired_at": _ts(b.expired_at), "cancelling_at": _ts(b.cancelling_at),
-        "cancelled_at": _ts(b.cancelled_at), "request_counts": counts,
+        "cancelled_at": _ts(b.cancelled_at),
+        "request_counts": {k: counts[k] for k in ("total", "completed", "failed")},
         "metadata": b.metadata or None,
+        # Asahi's extension (the SDK keeps unknown fields): what the batch cost so far, what the
+        # same answers cost synchronously, and how many came from the cache for free.
+        "asahi": {"cost_usd": str(counts["cost"] or 0),
+                  "synchronous_cost_usd": str(counts["sync"] or 0),
+                  "cache_hits": counts["hits"]},
     }
 
 
@@ -73,8 +84,7 @@ def batch_list(*, org_id: uuid.UUID, after: str | None, limit: int) -> dict[str,
     page = list(qs[:limit + 1])
     batches = page[:limit]
     counts = _counts([b.id for b in batches])
-    data = [batch_json(b, counts.get(b.id, {"total": 0, "completed": 0, "failed": 0}))
-            for b in batches]
+    data = [batch_json(b, counts.get(b.id, _EMPTY)) for b in batches]
     return {"object": "list", "data": data, "has_more": len(page) > limit,
             "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None}

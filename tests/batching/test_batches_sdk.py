@@ -83,6 +83,10 @@ def test_sdk_batch_round_trip(workers, live_tenant, outsider, fake_upstream) -> 
     assert set(rows.values_list("request_id", flat=True)) == {i.request_id for i in items.values()}
     total = rows.aggregate(s=Sum("cost_usd"))["s"]
     assert total == sum((i.cost_usd for i in items.values()), Decimal(0))
+    extension = done.model_extra["asahi"]  # Asahi's extension of the Batch object
+    assert Decimal(extension["cost_usd"]) == total and extension["cache_hits"] == 1
+    assert Decimal(extension["synchronous_cost_usd"]) == sum(
+        (i.sync_cost_usd for i in items.values()), Decimal(0))
     by_path = fake_upstream.stats()["by_path"]
     assert by_path.get("/v2/chat") == 1  # the Cohere item, run by the worker
     assert AuditEvent.objects.filter(action="batch_created", target_id=batch.id).count() == 1

@@ -60,6 +60,10 @@ def test_each_bad_line_is_reported_on_its_own(db, catalogue, tenant, settings) -
                    (6, "no-messages", "invalid_request"), (8, "ok2", ""),
                    (9, "third", "too_many_requests")]
     assert "messages" in lines[5].error_message  # the chat endpoint's own message
+    # Far past the limit the file is refused whole (no million error rows from one upload).
+    with pytest.raises(InvalidRequest) as caught:
+        parse_lines(b"\n".join([b"{bad"] * 1003), catalogue=load_catalogue(), auth=auth)
+    assert caught.value.code == "too_many_requests"
     # Worst case of ok2: 10 output tokens at gpt-4o-mini's output price plus its prompt estimate.
     assert 0 < lines[6].worst_usd < lines[0].worst_usd
 
