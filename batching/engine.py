@@ -66,6 +66,31 @@ _ITEM_FIELDS = ["state", "model", "provider_kind", "plan", "response", "status_c
 _passes: dict[str, int] = {}
 
 
+_JSON_FIELDS = {"plan", "response", "techniques"}
+
+
+def _json_param(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()  # None stays SQL NULL
+
+
+def _save_items(items: list[BatchItem]) -> None:
+    """Write the moved items' fields: one UPDATE per row, sent as one pipelined executemany
+    (Django's bulk_update builds a CASE per field and row: 13 s for 500 items, this about 0.1 s)."""
+    if not items:
+        return
+    sets = ", ".join(f"{f} = %s::jsonb" if f in _JSON_FIELDS else f"{f} = %s"
+                     for f in _ITEM_FIELDS)
+    # Only the model's own table and field names go into the text; values are parameters.
+    sql = f"UPDATE {BatchItem._meta.db_table} SET {sets} WHERE id = %s"  # noqa: S608
+    params = []
+    for item in items:
+        row = [_json_param(getattr(item, f)) if f in _JSON_FIELDS else getattr(item, f)
+               for f in _ITEM_FIELDS]
+        params.append([*row, item.pk])
+    with connection.cursor() as cur:
+        cur.executemany(sql, params)
+
+
 def _pause(point: str) -> None:
     """Fault injection for the kill test: with ASAHI_BATCH_PAUSE_AT=<point>[:<n>] the worker
     writes ASAHI_BATCH_PAUSE_FILE and stops there (inside the step's transaction, after the step's
@@ -220,7 +245,7 @@ def _route(batch: Batch, auth: AuthContext) -> None:
                 item.request_id = f"{batch.id}-{item.pk}"
             rows: list[LedgerRow] = []
             asyncio.run(_route_items(auth, items, rows))
-            BatchItem.objects.bulk_update(items, _ITEM_FIELDS)
+            _save_items(items)
             ledger.write_now(rows)
             _pause("route")
 
@@ -348,7 +373,7 @@ def _poll(batch: Batch, auth: AuthContext | None, catalogue: Catalogue, *,
                     _answered(item, call, result=o.result, model=model, catalogue=catalogue,
                               factor=BATCH_PRICE_FACTOR, technique="batch_discount")
                     store.add(item, call, o.result, model)
-                BatchItem.objects.bulk_update(items, _ITEM_FIELDS)
+                _save_items(items)
                 ledger.write_now(rows)
                 _pause("writeback")
             store.run()
@@ -412,7 +437,7 @@ def _run_fallback(batch: Batch, auth: AuthContext, catalogue: Catalogue) -> None
             rows: list[LedgerRow] = []
             asyncio.run(_run_items(auth, items, catalogue, rows, store))
             changed = [i for i in items if i.state != ItemState.QUEUED]
-            BatchItem.objects.bulk_update(changed, _ITEM_FIELDS)
+            _save_items(changed)
             ledger.write_now(rows)
             _pause("writeback")
         store.run()
