@@ -8,6 +8,7 @@ COPY inference inference
 COPY caching caching
 COPY routing routing
 COPY analytics analytics
+COPY batching batching
 COPY templates templates
 COPY static static
 COPY manage.py ./
