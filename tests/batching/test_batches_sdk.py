@@ -17,7 +17,7 @@ from inference import pricing
 from inference.models import InferenceEvent
 from tests.batching.conftest import client_for, wait_for
 
-pytestmark = [pytest.mark.redis]
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 def _line(cid: str, model: str, prompt: str, **extra: object) -> str:

@@ -24,7 +24,7 @@ from governance.services import api_key_issue, policy_update
 from inference.models import InferenceEvent
 from tests.batching.conftest import client_for, wait_for
 
-pytestmark = [pytest.mark.redis]
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 class _Receiver(BaseHTTPRequestHandler):

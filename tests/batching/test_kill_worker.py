@@ -19,7 +19,7 @@ from inference import pricing
 from inference.models import InferenceEvent
 from tests.batching.conftest import client_for, wait_for
 
-pytestmark = [pytest.mark.redis]
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 def _jsonl(n_openai: int, n_anthropic: int) -> bytes:
