@@ -24,6 +24,8 @@ from tests.inference.conftest import (  # noqa: F401  (fixtures)
     upstream_env,
 )
 
+# The queue the web process sends batch tasks to (CELERY_TASK_ROUTES). Any other worker consuming
+# it on the test Redis database would take these tasks and look for the batches in its own DB.
 QUEUE = "batch"
 
 
