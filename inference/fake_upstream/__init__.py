@@ -65,9 +65,13 @@ class FakeUpstream:
         """The provider batches created so far: id, kind ("openai" | "anthropic"), metadata."""
         from .batch_api import STORE
 
-        return self._call(lambda state: None) or [
-            {"id": b.id, "kind": b.kind, "metadata": dict(b.metadata), "lines": len(b.lines)}
-            for b in list(self._runner.app[STORE].batches.values())]
+        store = self._runner.app[STORE]
+
+        def read(_state: Any) -> list[dict[str, Any]]:  # on the server's loop, like stats()
+            return [{"id": b.id, "kind": b.kind, "metadata": dict(b.metadata),
+                     "lines": len(b.lines)} for b in store.batches.values()]
+
+        return list(self._call(read))
 
     def reset(self) -> None:
         def clear(state: Any) -> None:
