@@ -9,6 +9,7 @@ COPY caching caching
 COPY routing routing
 COPY analytics analytics
 COPY console console
+COPY batching batching
 COPY templates templates
 COPY static static
 # The landing page quotes its savings figures from the measured benchmarks.

@@ -17,4 +17,7 @@ app.conf.beat_schedule = {
     "caching-evict-expired": {"task": "caching.evict_expired", "schedule": 600.0},
     "caching-sync-scope-indexes": {"task": "caching.sync_scope_indexes", "schedule": 600.0},
     "routing-fold-feedback": {"task": "routing.fold_feedback", "schedule": 300.0},
+    # Polls provider batches and resumes any batch work a dead worker left (batching.engine).
+    "batching-poll": {"task": "batching.poll",
+                      "schedule": float(os.environ.get("ASAHI_BATCH_POLL_SECONDS", "10"))},
 }

@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from asahi_project.env import (
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "routing",
     "analytics",
     "console",
+    "batching",
 ]
 
 MIDDLEWARE = [
@@ -217,7 +219,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # WhiteNoise serves the admin's and Swagger/ReDoc's assets from the app itself: no CDN, no internet.
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
@@ -260,6 +262,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "inference.schema.add_gateway_paths",
+        "batching.schema.add_batch_paths",
         "inference.schema.document_errors",
     ],
 }
@@ -314,6 +317,41 @@ ASAHI_RESERVATION_TTL_SECONDS = env_float("ASAHI_RESERVATION_TTL_SECONDS", 600.0
 # public, e.g. an internal alert receiver: "10.1.2.0/24, 127.0.0.1". Empty: public addresses only.
 ASAHI_OUTBOUND_ALLOWED_NETWORKS = env_networks("ASAHI_OUTBOUND_ALLOWED_NETWORKS")
 ASAHI_LOG_JSON = env_bool("ASAHI_LOG_JSON", True)
+
+# --- Batching (docs/batching.md) -----------------------------------------------------------------
+# Input files: at most this many bytes (413 beyond) and requests (later lines are reported in the
+# error file); one line at most ASAHI_BATCH_MAX_LINE_BYTES (reported per line).
+ASAHI_BATCH_MAX_FILE_BYTES = env_int("ASAHI_BATCH_MAX_FILE_BYTES", 200 * 1024 * 1024, minimum=1024)
+ASAHI_BATCH_MAX_REQUESTS = env_int("ASAHI_BATCH_MAX_REQUESTS", 50_000, minimum=1)
+ASAHI_BATCH_MAX_LINE_BYTES = env_int("ASAHI_BATCH_MAX_LINE_BYTES", 1024 * 1024, minimum=256)
+# How often beat advances open batches (polls provider batches, resumes interrupted work).
+ASAHI_BATCH_POLL_SECONDS = env_float("ASAHI_BATCH_POLL_SECONDS", 10.0, minimum=0.1)
+# Items of providers without a batch API, run by workers: at most this many upstream calls at once
+# per worker task (low priority: the batch queue, bounded; rate limits apply).
+ASAHI_BATCH_FALLBACK_CONCURRENCY = env_int("ASAHI_BATCH_FALLBACK_CONCURRENCY", 4, minimum=1)
+# Items per transaction when a worker routes, writes back or finalizes (a killed worker redoes
+# at most one chunk).
+ASAHI_BATCH_CHUNK = env_int("ASAHI_BATCH_CHUNK", 500, minimum=1)
+# Webhooks of deferred /infer requests may target private, loopback or link-local addresses only
+# when this is set (local development and tests); otherwise such URLs are refused (SSRF).
+ASAHI_WEBHOOK_ALLOW_PRIVATE = env_bool("ASAHI_WEBHOOK_ALLOW_PRIVATE", False)
+ASAHI_WEBHOOK_TIMEOUT = env_float("ASAHI_WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
+# Batch files go through Django's storage API: local files under the data dir by default, any
+# S3-compatible store through django-storages when ASAHI_BATCH_S3_BUCKET is set.
+ASAHI_BATCH_S3_BUCKET = env_str("ASAHI_BATCH_S3_BUCKET", "")
+if ASAHI_BATCH_S3_BUCKET:
+    STORAGES["batches"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": ASAHI_BATCH_S3_BUCKET,
+        "endpoint_url": env_str("ASAHI_BATCH_S3_ENDPOINT_URL", "") or None,
+        "region_name": env_str("ASAHI_BATCH_S3_REGION", "") or None,
+        "location": env_str("ASAHI_BATCH_S3_PREFIX", "batches"),
+    }}
+else:
+    STORAGES["batches"] = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {
+        "location": os.path.join(os.environ.get("ASAHI_DATA_DIR") or str(BASE_DIR / ".data"),
+                                 "batches"),
+    }}
+CELERY_TASK_ROUTES = {"batching.*": {"queue": "batch"}}
 
 LOGGING = {
     "version": 1,

@@ -21,6 +21,8 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="swagger-ui"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
     path("", include("governance.urls")),
+    # Before inference: it answers /infer's deferrable requests and hands the rest to inference.
+    path("", include("batching.urls")),
     path("", include("inference.urls")),
     path("", include("analytics.urls")),
     path("", include("caching.urls")),

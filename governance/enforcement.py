@@ -165,6 +165,10 @@ async def admit(*, auth: AuthContext, chain: list[ModelInfo], input_tokens: int,
     if adm.ok:
         return Ticket(reservation_id=adm.reservation_id, reserved_nanousd=cost,
                       org_id=str(auth.org_id))
+    raise _denial(adm, worst)
+
+
+def _denial(adm: Any, worst: Decimal, what: str = "this request") -> Exception:
     if adm.denied_by and adm.denied_by.startswith("budget"):
         state = adm.budget
         detail: dict[str, Any] = {"denied_by": adm.denied_by}
@@ -176,12 +180,40 @@ async def admit(*, auth: AuthContext, chain: list[ModelInfo], input_tokens: int,
                 "requested_usd": float(worst), "resets_at": state.resets_at.isoformat(),
             })
         scope, period = adm.denied_by.split(":")[1:3]
-        raise BudgetExceeded(
+        return BudgetExceeded(
             f"{'organization' if scope == 'org' else 'API key'} {'daily' if period == 'day' else 'monthly'} "
-            f"budget would be exceeded by this request (worst case ${worst})",
+            f"budget would be exceeded by {what} (worst case ${worst})",
             retry_after=adm.retry_after, details=detail)
-    raise RateLimited(f"rate limit exceeded ({adm.denied_by}): {adm.detail}",
-                      retry_after=adm.retry_after, details={"denied_by": adm.denied_by})
+    return RateLimited(f"rate limit exceeded ({adm.denied_by}): {adm.detail}",
+                       retry_after=adm.retry_after, details={"denied_by": adm.denied_by})
+
+
+async def reserve_batch(*, auth: AuthContext, worst_usd: Decimal, ttl_s: float) -> Ticket:
+    """Reserve a whole batch's worst case on the budgets (no rate limit: its items are not
+    synchronous requests), held for `ttl_s`; settled once with the sum of the items' costs."""
+    cost = pricing.to_nano(worst_usd)
+    try:
+        adm = await limits().admit(org_id=str(auth.org_id), cost_nanousd=cost, tokens=0,
+                                   budgets=budgets_for(auth), rate_limits=[], ttl_s=ttl_s)
+    except LimitsUnavailable as exc:
+        return _unavailable(auth, exc)
+    if adm.ok:
+        return Ticket(reservation_id=adm.reservation_id, reserved_nanousd=cost,
+                      org_id=str(auth.org_id))
+    raise _denial(adm, worst_usd, "this batch")
+
+
+async def admit_rate(*, auth: AuthContext, tokens: int) -> Ticket | None:
+    """The rate limits alone (budget already reserved by the batch), for a batch item run
+    synchronously by a worker: a ticket, or None when a limit says wait."""
+    try:
+        adm = await limits().admit(org_id=str(auth.org_id), cost_nanousd=0, tokens=tokens,
+                                   budgets=[], rate_limits=rates_for(auth))
+    except LimitsUnavailable as exc:
+        return _unavailable(auth, exc)
+    if not adm.ok:
+        return None
+    return Ticket(reservation_id=adm.reservation_id, reserved_nanousd=0, org_id=str(auth.org_id))
 
 
 async def settle(ticket: Ticket, *, cost_usd: Decimal, tokens: int) -> None:

@@ -220,6 +220,19 @@ def key_context(prefix: str) -> AuthContext:
     return context
 
 
+def auth_context_for_key(*, key_id: int) -> AuthContext | None:
+    """The context of a key for work done later on its behalf (batches): None when the key is
+    gone, revoked, expired or its organization inactive, so that work stops with it."""
+    prefix = ApiKey.objects.filter(pk=key_id).values_list("prefix", flat=True).first()
+    loaded = _load_context(prefix) if prefix else None
+    if loaded is None or isinstance(loaded[0], _Revoked):
+        return None
+    ctx = loaded[0]
+    if ctx.expires_at is not None and ctx.expires_at <= timezone.now():
+        return None
+    return ctx
+
+
 def authenticate_key(raw: str) -> AuthContext:
     """Resolve a raw bearer key to its AuthContext or raise AuthenticationFailed (401)."""
     prefix = split_prefix(raw)

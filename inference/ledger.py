@@ -523,6 +523,11 @@ class LedgerBuffer:
         self._last_error = LedgerError("database", type(cause).__name__, timezone.now())
         self._wake.set()  # if another thread's flush failed, the writer must not sleep on these
 
+    def write_now(self, rows: list[LedgerRow]) -> None:
+        """Insert rows synchronously, in the caller's transaction: for work that must record its
+        charge atomically with its own state change (batch items), never through the buffer."""
+        self._insert_rows(rows)
+
     @staticmethod
     def _insert_rows(rows: list[LedgerRow]) -> None:
         from inference.models import InferenceEvent, InferencePayload

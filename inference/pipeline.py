@@ -89,6 +89,9 @@ class GatewayCall:
     unmetered: bool = False
     # Milliseconds per stage, for the `Server-Timing` header (where a request spent its time).
     timings: dict[str, float] = field(default_factory=dict)
+    # Where `record` puts the ledger row instead of the buffered writer: batch items write theirs
+    # in the transaction that changes the item's state, so a killed worker charges none twice.
+    ledger_sink: Callable[[LedgerRow], None] | None = None
 
 
 @dataclass
@@ -238,7 +241,10 @@ def record(call: GatewayCall, *, model: ModelInfo | None, p: Plan | None, status
     if call.ledger_adjust is not None:
         call.ledger_adjust(row)
         cache_tier = row.cache_tier
-    ledger.append(row)
+    if call.ledger_sink is not None:
+        call.ledger_sink(row)
+    else:
+        ledger.append(row)
     _observe(call, model=model, status=status, cache_tier=cache_tier, usage=u, cost=cost,
              upstream_ms=upstream_ms)
     logger.info("request", extra={
@@ -533,6 +539,44 @@ async def _complete(call: GatewayCall, flights: list[Flight]) -> GatewayResponse
     return GatewayResponse(result=result, model=model, cache_tier=0, similarity=None, cost=cost,
                            baseline_cost=baseline, routing_reason=reason, task_type=p.task_type,
                            techniques=techniques, latency_ms=latency)
+
+
+# --- Deferred (batch) path -----------------------------------------------------------------------
+
+@dataclass
+class Deferred:
+    """A miss that will be answered later (a provider batch or a background worker)."""
+
+    plan: Plan
+    digest: str
+    may_write: bool
+
+
+async def prepare_deferred(call: GatewayCall) -> GatewayResponse | Deferred:
+    """The front half of the pipeline for a deferred request: plan (routing), request limits and
+    the cache tiers. No admission (the batch reserved its worst case when it was created) and no
+    single flight (nobody waits on it). A hit is recorded through `record` like any other."""
+    catalogue = await aget_catalogue()
+    p = await plan(call, catalogue)
+    check_request_limits(call, p)
+    may_read, may_write = cache_allowed(call)
+    digest = cache_digest(call, p) if (may_read or may_write) else ""
+    if may_read:
+        cached = await _lookup_caches(call, p, catalogue, digest)
+        if cached is not None:
+            return cached
+    return Deferred(plan=p, digest=digest, may_write=may_write)
+
+
+async def store_deferred(call: GatewayCall, *, digest: str, result: ChatResult, model: ModelInfo,
+                         cost: Decimal) -> None:
+    """Cache a deferred answer (exact tier) as the synchronous path would have."""
+    if digest and result.finish_reason in ("stop", "tool_calls"):
+        await _store(call, digest, _to_cache(result, model, cost))
+
+
+def baseline_for(call: GatewayCall, catalogue: Catalogue, usage: Usage) -> Decimal:
+    return pricing.baseline_cost(_baseline_model(call, catalogue), usage)
 
 
 # --- Streaming ------------------------------------------------------------------------------------

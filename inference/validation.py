@@ -208,7 +208,9 @@ def _tool_calls(m: dict[str, Any], where: str) -> None:
 INFER_FIELDS = frozenset({
     "prompt", "task_id", "latency_budget_ms", "quality_threshold", "cost_budget", "user_id",
     "organization_id", "routing_mode", "quality_preference", "latency_preference",
-    "model_override", "document_id", "max_tokens", "temperature", "cache", "system"})
+    "model_override", "document_id", "max_tokens", "temperature", "cache", "system",
+    # Deferred requests (batching.api.infer answers them; only `false` reaches this app's view).
+    "deferrable", "webhook_url"})
 
 
 def validate_infer_body(body: dict[str, Any], *, max_prompt_chars: int) -> None:
@@ -230,6 +232,9 @@ def validate_infer_body(body: dict[str, Any], *, max_prompt_chars: int) -> None:
     _name(body, "document_id", ID_MAX, required=body.get("document_id") is not None)
     _int(body, "max_tokens", 1, 1_000_000)
     _num(body, "temperature", 0, 2)
+    _bool(body, "deferrable")
+    if body.get("webhook_url") is not None and body.get("deferrable") is not True:
+        raise InvalidRequest("webhook_url needs deferrable: true", param="webhook_url")
     validate_asahi_options(body)
 
 

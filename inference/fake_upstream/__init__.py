@@ -61,6 +61,18 @@ class FakeUpstream:
         """Same content as ``GET /__stats``."""
         return self._call(lambda state: state.stats.as_json())
 
+    def batches(self) -> list[dict[str, Any]]:
+        """The provider batches created so far: id, kind ("openai" | "anthropic"), metadata."""
+        from .batch_api import STORE
+
+        store = self._runner.app[STORE]
+
+        def read(_state: Any) -> list[dict[str, Any]]:  # on the server's loop, like stats()
+            return [{"id": b.id, "kind": b.kind, "metadata": dict(b.metadata),
+                     "lines": len(b.lines)} for b in store.batches.values()]
+
+        return list(self._call(read))
+
     def reset(self) -> None:
         def clear(state: Any) -> None:
             state.stats = FakeStats()
@@ -95,10 +107,12 @@ def start_fake_upstream(
     *,
     timeout_sleep_s: float = 30.0,
     seed: int | None = None,
+    batch_delay_s: float = 0.0,
 ) -> FakeUpstream:
     """Start the fake upstream on its own event loop in a daemon thread; port 0 picks a free one."""
     config = FakeConfig(
-        latency_ms=latency_ms, fail_rate=fail_rate, timeout_sleep_s=timeout_sleep_s, seed=seed
+        latency_ms=latency_ms, fail_rate=fail_rate, timeout_sleep_s=timeout_sleep_s, seed=seed,
+        batch_delay_s=batch_delay_s,
     )
     loop = asyncio.new_event_loop()
     ready: dict[str, Any] = {}
@@ -126,10 +140,11 @@ def start_fake_upstream(
 
 
 def run_forever(
-    *, host: str = "127.0.0.1", port: int = 9100, latency_ms: float = 0.0, fail_rate: float = 0.0
+    *, host: str = "127.0.0.1", port: int = 9100, latency_ms: float = 0.0, fail_rate: float = 0.0,
+    batch_delay_s: float = 0.0,
 ) -> None:
     """Serve in the foreground until interrupted."""
-    config = FakeConfig(latency_ms=latency_ms, fail_rate=fail_rate)
+    config = FakeConfig(latency_ms=latency_ms, fail_rate=fail_rate, batch_delay_s=batch_delay_s)
     web.run_app(
         build_app(config),
         host=host,

@@ -30,6 +30,8 @@ class FakeConfig:
     timeout_sleep_s: float = 30.0
     embed_dims: int = 256
     seed: int | None = None
+    # Seconds from a batch's creation until it reports completion (OpenAI and Anthropic batches).
+    batch_delay_s: float = 0.0
 
 
 @dataclass
@@ -269,7 +271,7 @@ async def reset_handler(request: web.Request) -> web.Response:
 
 
 def build_app(config: FakeConfig) -> web.Application:
-    from . import anthropic_api, cohere_api, openai_api
+    from . import anthropic_api, batch_api, cohere_api, openai_api
 
     app = web.Application(middlewares=[disconnect_counter], client_max_size=64 * 1024 * 1024)
     app[STATE] = FakeState(config)
@@ -278,6 +280,7 @@ def build_app(config: FakeConfig) -> web.Application:
     openai_api.register(app)
     anthropic_api.register(app)
     cohere_api.register(app)
+    batch_api.register(app)
     return app
 
 

@@ -17,6 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=9100)
         parser.add_argument("--latency-ms", type=float, default=0.0)
         parser.add_argument("--fail-rate", type=float, default=0.0)
+        parser.add_argument("--batch-delay-s", type=float, default=0.0,
+                            help="seconds until a provider batch reports completion")
 
     def handle(self, *args: Any, **options: Any) -> None:
         run_forever(
@@ -24,4 +26,5 @@ class Command(BaseCommand):
             port=options["port"],
             latency_ms=options["latency_ms"],
             fail_rate=options["fail_rate"],
+            batch_delay_s=options["batch_delay_s"],
         )
