@@ -129,7 +129,7 @@ def _chunks(seq: list[Any], size: int) -> Iterator[list[Any]]:
 # --- The call an item makes through the pipeline -------------------------------------------------
 
 def _call(auth: AuthContext, item: BatchItem, rows: list[LedgerRow]) -> pipeline.GatewayCall:
-    from inference.api import ASAHI_FIELDS, _routing_options  # the /v1 view's own mapping
+    from inference.services import ASAHI_FIELDS, routing_options  # the /v1 view's own mapping
 
     body = item.body or {}
     chat = request_from_openai(body)
@@ -140,7 +140,7 @@ def _call(auth: AuthContext, item: BatchItem, rows: list[LedgerRow]) -> pipeline
         chat.extra["fallbacks"] = body["fallbacks"]
     return pipeline.GatewayCall(
         auth=auth, request_id=item.request_id or f"{item.batch_id}-{item.pk}", endpoint="batch",
-        chat=chat, routing=_routing_options(body), cache_mode=cache_mode(body, ""),
+        chat=chat, routing=routing_options(body), cache_mode=cache_mode(body, ""),
         ledger_sink=rows.append)
 
 
@@ -268,7 +268,7 @@ def _group(batch: Batch) -> None:
 
 def _upstream_request(item: BatchItem, model: ModelInfo) -> ChatRequest:
     """What the pipeline would send upstream for this item (routing's model and output cap)."""
-    from inference.api import ASAHI_FIELDS
+    from inference.services import ASAHI_FIELDS
 
     call = request_from_openai(item.body or {})
     for name in ASAHI_FIELDS:
