@@ -8,8 +8,11 @@ COPY inference inference
 COPY caching caching
 COPY routing routing
 COPY analytics analytics
+COPY console console
 COPY templates templates
 COPY static static
+# The landing page quotes its savings figures from the measured benchmarks.
+COPY docs/benchmarks.md docs/benchmarks.md
 COPY manage.py ./
 # ASAHI_MODEL_CACHE inside the image: the embedder's ONNX export is made at build time, not on
 # the first request of every container.

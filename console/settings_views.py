@@ -9,6 +9,7 @@ the session or a redirect.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -30,6 +31,7 @@ from console.forms import AlertsForm, ApiKeyIssueForm, MemberAddForm, MemberRole
 from governance import selectors, services
 from governance.models import Policy
 
+logger = logging.getLogger("asahi.console")
 POLICY_FORM_FIELDS = tuple(PolicyForm.base_fields)
 ALERT_FORM_FIELDS = tuple(AlertsForm.base_fields)
 
@@ -142,11 +144,13 @@ def _send_invite(request: HttpRequest, user: Any, org_name: str) -> None:
     email = user.email
 
     def send() -> None:
-        send_mail(subject=f"You have been added to {org_name} on Asahi",
-                  message=(f"{inviter} added you to the organization {org_name} on Asahi.\n\n"
-                           f"Choose your password here to log in:\n{link}\n"),
-                  from_email=django_settings.DEFAULT_FROM_EMAIL, recipient_list=[email],
-                  fail_silently=True)
+        try:
+            send_mail(subject=f"You have been added to {org_name} on Asahi",
+                      message=(f"{inviter} added you to the organization {org_name} on Asahi.\n\n"
+                               f"Choose your password here to log in:\n{link}\n"),
+                      from_email=django_settings.DEFAULT_FROM_EMAIL, recipient_list=[email])
+        except Exception:  # the membership is committed; they can still use "forgot password"
+            logger.warning("invite_email_failed", extra={"email_domain": email.split("@")[-1]})
 
     transaction.on_commit(send)
 

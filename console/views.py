@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import auth
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +15,7 @@ from console.access import role_required
 from console.benchmarks import landing_figures
 from console.forms import SignupForm
 from governance import services
+from governance.api import ClientIpThrottle
 from governance.login_throttle import ThrottledAuthenticationForm
 
 
@@ -25,6 +28,11 @@ def signup(request: HttpRequest) -> HttpResponse:
     ``POST /signup``; the key is shown once on the next page and never again."""
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        wait = _signup_throttle_wait(request)
+        if wait is not None:
+            form.add_error(None, f"Too many signups from your address; try again in "
+                                 f"{max(1, round(wait / 60))} minutes.")
+            return render(request, "console/signup.html", {"form": form}, status=429)
         email = form.cleaned_data["email"]
         try:
             result = services.signup(org_name=form.cleaned_data["org_name"], user_id=email,
@@ -44,6 +52,19 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "console/signup.html", {"form": form}, status=status)
 
 
+class _SignupScope:
+    throttle_scope = "signup"
+
+
+def _signup_throttle_wait(request: HttpRequest) -> float | None:
+    """The JSON signup's throttle (same scope, rate and per-address counter), so the page is not a
+    way around it. None when allowed; else the seconds to wait."""
+    throttle = ClientIpThrottle()
+    if throttle.allow_request(request, _SignupScope()):  # type: ignore[arg-type]
+        return None
+    return throttle.wait() or 60.0
+
+
 class LoginView(auth_views.LoginView):
     template_name = "console/auth/login.html"
     authentication_form = ThrottledAuthenticationForm
@@ -51,6 +72,15 @@ class LoginView(auth_views.LoginView):
 
     def get_default_redirect_url(self) -> str:
         return "/dashboard/"
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        response = super().form_invalid(form)
+        codes = {e.code for e in form.non_field_errors().as_data()}
+        if "throttled" in codes:
+            response.status_code = 429
+        elif "throttle_unavailable" in codes:
+            response.status_code = 503
+        return response
 
 
 @role_required("viewer")

@@ -54,6 +54,14 @@ def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_signup_throttle() -> None:
+    # Signups from the test client's address count against the shared signup throttle.
+    from django.core.cache import cache
+
+    cache.delete("throttle_signup_127.0.0.1")
+
+
 @pytest.fixture
 def org_a(db: None) -> ConsoleOrg:
     return make_console_org("Acme", "acme.test")

@@ -41,6 +41,12 @@ ROWS: list[Row] = [
     Row("login page", "get", _static("/login/"), None, 200, logged_in_ok=302),
     Row("password reset page", "get", _static("/password/reset/"), None, 200),
     Row("password change page", "get", _static("/password/change/"), "user", 200),
+    Row("password changed page", "get", _static("/password/change/done/"), "user", 200),
+    Row("password reset sent page", "get", _static("/password/reset/sent/"), None, 200),
+    # A made-up token: the page says the link no longer works (and changes nothing).
+    Row("password reset link", "get", _static("/password/reset/MQ/set-password/"), None, 200),
+    Row("password reset done page", "get", _static("/password/reset/complete/"), None, 200),
+    Row("logout", "post", _static("/logout/"), None, 302),
     Row("api docs", "get", _static("/api-docs/"), "viewer", 200),
     Row("settings", "get", _static("/settings/"), "viewer", 200),
     Row("issue key", "post", _static("/settings/keys/"), "admin", 200,
@@ -107,3 +113,13 @@ def test_a_user_without_an_organization_is_refused(row: Row, org_a: ConsoleOrg) 
     client = Client()
     client.force_login(get_user_model().objects.create_user("loner", password="x"))
     assert _request(client, row, org_a).status_code == 403
+
+
+@pytest.mark.django_db
+def test_every_console_url_has_a_row(org_a: ConsoleOrg) -> None:
+    from django.urls import resolve
+
+    from console.urls import urlpatterns
+
+    covered = {resolve(row.path(org_a).split("?")[0]).url_name for row in ROWS}
+    assert {p.name for p in urlpatterns} - covered == set()

@@ -22,14 +22,22 @@ from tests.inference.conftest import asahi_url, gateway, upstream_env  # noqa: F
 CHROMIUM = os.environ.get("ASAHI_CHROMIUM", "/usr/bin/chromium")
 
 
+def _is_browser_test(item: pytest.Item) -> bool:
+    return "tests/console/browser" in str(item.fspath)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Last in the session, the slowest tests: and while a browser is open Playwright's event loop
+    # runs in the main thread (see `browser`), which no other test must run beside.
+    items[:] = [i for i in items if not _is_browser_test(i)] + [i for i in items
+                                                                  if _is_browser_test(i)]
     if os.path.exists(CHROMIUM) or shutil.which(CHROMIUM):
         return
     if os.environ.get("ASAHI_REQUIRE_BROWSER"):  # .ci/run installs chromium: missing fails
         return
     skip = pytest.mark.skip(reason=f"{CHROMIUM} not installed (apt-get install -y chromium)")
     for item in items:
-        if "tests/console/browser" in str(item.fspath):
+        if _is_browser_test(item):
             item.add_marker(skip)
 
 
