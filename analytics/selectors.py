@@ -191,9 +191,14 @@ def totals(*, org_ids: list[uuid.UUID] | None, since: datetime,
            until: datetime | None = None) -> Totals:
     """Request, token, cost and cache sums; savings count over served (status ok) requests."""
     src, params = source_sql(org_ids=org_ids, since=since, until=until)
+    return _totals_of(_fetch(_TOTALS_SQL.format(src=src), params))
+
+
+def _totals_of(rows: list[tuple[Any, ...]]) -> Totals:
+    """Totals from (tier, ok, requests, errors, input, cached input, output, reasoning tokens,
+    cost, baseline, latency sum) rows grouped by tier and ok."""
     out = Totals()
-    for tier, ok, req, err, inp, cin, outp, reas, cost, base, lat in _fetch(
-            _TOTALS_SQL.format(src=src), params):
+    for tier, ok, req, err, inp, cin, outp, reas, cost, base, lat in rows:
         out.requests += int(req)
         out.errors += int(err)
         out.input_tokens += int(inp)
@@ -244,7 +249,11 @@ def breakdown(*, org_ids: list[uuid.UUID] | None, by: str, since: datetime,
            "sum(input_tokens), sum(output_tokens), "
            "sum(requests) FILTER (WHERE cache_tier > 0 AND status = 'ok') "
            f"FROM ({src}) s GROUP BY 1 ORDER BY 1")
-    rows = _fetch(sql, params)
+    return _breakdown_rows(_fetch(sql, params), by)
+
+
+def _breakdown_rows(rows: list[tuple[Any, ...]], by: str) -> list[BreakdownRow]:
+    """BreakdownRows from (key, requests, cost, baseline, input, output, hits) rows."""
     labels: dict[Any, str] = {}
     if by == "key":
         from governance.models import ApiKey
@@ -267,6 +276,40 @@ def breakdown(*, org_ids: list[uuid.UUID] | None, by: str, since: datetime,
     if by != "period":
         result.sort(key=lambda r: (-r.cost_usd, -r.requests, r.key))
     return result
+
+
+@dataclass(frozen=True)
+class DashboardSummary:
+    totals: Totals
+    by_model: list[BreakdownRow]
+    by_period: list[BreakdownRow]
+
+
+def dashboard_summary(*, org_ids: list[uuid.UUID] | None, since: datetime,
+                      interval: str) -> DashboardSummary:
+    """`totals`, `breakdown(by="model")` and `breakdown(by="period", interval)` in one pass over
+    the source (GROUPING SETS): the dashboard's three reads for the price of one scan."""
+    src, params = source_sql(org_ids=org_ids, since=since, hourly_only=interval == "hour")
+    sql = (
+        "SELECT GROUPING(cache_tier, ok), GROUPING(model), cache_tier, ok, model, b, "
+        "sum(requests), sum(errors), sum(input_tokens), sum(cached_input_tokens), "
+        "sum(output_tokens), sum(reasoning_tokens), sum(cost_usd), sum(baseline_cost_usd), "
+        "sum(latency_sum_ms), sum(CASE WHEN ok THEN baseline_cost_usd ELSE cost_usd END), "
+        "sum(requests) FILTER (WHERE cache_tier > 0 AND ok) "
+        f"FROM (SELECT s0.*, status = 'ok' AS ok, date_trunc('{interval}', bucket) AS b "
+        f"FROM ({src}) s0) s GROUP BY GROUPING SETS ((cache_tier, ok), (model), (b)) ORDER BY b"
+    )
+    tiers, models, periods = [], [], []
+    for g_tier, g_model, tier, ok, model, b, req, err, inp, cin, outp, reas, cost, base, lat, \
+            base_all, hits in _fetch(sql, params):
+        if g_tier == 0:
+            tiers.append((tier, ok, req, err, inp, cin, outp, reas, cost, base, lat))
+        elif g_model == 0:
+            models.append((model, req, cost, base_all, inp, outp, hits))
+        else:
+            periods.append((b, req, cost, base_all, inp, outp, hits))
+    return DashboardSummary(totals=_totals_of(tiers), by_model=_breakdown_rows(models, "model"),
+                            by_period=_breakdown_rows(periods, "period"))
 
 
 def _by_provider(rows: list[BreakdownRow]) -> list[BreakdownRow]:

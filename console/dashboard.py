@@ -29,15 +29,16 @@ class PeriodForm(forms.Form):
 
 def dashboard_context(org_id: Any, period: str) -> dict[str, Any]:
     since = selectors.period_since(period)
-    t = selectors.totals(org_ids=[org_id], since=since)
     interval = "hour" if period in ("24h", "day") else "day"
+    summary = selectors.dashboard_summary(org_ids=[org_id], since=since, interval=interval)
+    t = summary.totals
     tiers = [{"tier": tier, "name": name, "requests": t.requests_by_tier.get(tier, 0),
               "cost": t.cost_by_tier.get(tier, Decimal(0)),
               "avoided": t.saved_by_tier.get(tier, Decimal(0))}
              for tier, name in selectors.TIER_NAMES.items()]
-    by_model = selectors.breakdown(org_ids=[org_id], by="model", since=since)
+    by_model = summary.by_model
     total_cost = sum((r.cost_usd for r in by_model), Decimal(0))
-    hits = selectors.breakdown(org_ids=[org_id], by="period", since=since, interval=interval)
+    hits = summary.by_period
     baseline = t.baseline_cost_usd
     return {
         "period": period, "since": since, "interval": interval, "totals": t,

@@ -11,7 +11,7 @@ from django.shortcuts import render
 
 from asahi_project.client_ip import client_ip
 from asahi_project.errors import InvalidRequest
-from console.access import role_required
+from console.access import membership_for, role_required
 from console.benchmarks import landing_figures
 from console.forms import SignupForm
 from governance import services
@@ -71,6 +71,10 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def get_default_redirect_url(self) -> str:
+        # Platform staff outside any organization work in the admin, not the console.
+        user = self.request.user
+        if user.is_staff and membership_for(user) is None:
+            return "/admin/"
         return "/dashboard/"
 
     def form_invalid(self, form: Any) -> HttpResponse:

@@ -183,3 +183,9 @@ def test_the_signup_page_shares_the_apis_signup_throttle(signup_rate_2) -> None:
     # The JSON API sees the same counter.
     assert Client().post("/signup", {"org_name": "Third", "user_id": "t"},
                          content_type="application/json").status_code == 429
+
+
+def test_staff_without_an_organization_land_in_the_admin(db: None) -> None:
+    get_user_model().objects.create_user("ops", password=PASSWORD, is_staff=True)
+    response = Client().post("/login/", {"username": "ops", "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/admin/"

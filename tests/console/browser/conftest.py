@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.fakeup import fake_upstream  # noqa: F401  (fixture)
 from tests.inference.conftest import asahi_url, gateway, upstream_env  # noqa: F401
@@ -26,8 +27,8 @@ def _is_browser_test(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Last in the session: Playwright's sync API leaves an event loop running in the main thread
-    # until the session ends, and every later test calling asyncio.run() would fail.
+    # Last in the session, the slowest tests: and while a browser is open Playwright's event loop
+    # runs in the main thread (see `browser`), which no other test must run beside.
     items[:] = [i for i in items if not _is_browser_test(i)] + [i for i in items
                                                                   if _is_browser_test(i)]
     if os.path.exists(CHROMIUM) or shutil.which(CHROMIUM):
@@ -40,31 +41,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _allow_orm_beside_playwright() -> Any:
-    """Playwright's event loop runs in this thread; Django would otherwise refuse the tests' own
-    ORM calls (setup, assertions) as "called from an async context". Set only once the browser
-    tests start (not at import) so that earlier tests, and the subprocesses they start (`check
-    --deploy` refuses this variable), do not see it."""
-    old = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if old is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = old
+# Our own browser fixtures rather than pytest-playwright's: its `playwright` fixture is
+# session-scoped, and the event loop it leaves running in the main thread makes every later
+# test's `async_to_sync` fail ("cannot use AsyncToSync in the same thread as an async event loop").
+# Module scope: the loop is gone when the browser tests are.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
 
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
-    return {**browser_type_launch_args, "executable_path": CHROMIUM,
-            "args": ["--no-sandbox", "--disable-dev-shm-usage"]}
+    # While the browser is open its event loop runs in this thread, and Django would refuse the
+    # tests' own ORM calls (setup, assertions) as "called from an async context". Set for these
+    # modules only: the variable must not leak into the rest of the session.
+    with pytest.MonkeyPatch.context() as mp, sync_playwright() as pw:
+        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
+        launched = pw.chromium.launch(executable_path=CHROMIUM,
+                                      args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield launched
+        launched.close()
 
 
 @pytest.fixture
-def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_context_args, "viewport": {"width": 1280, "height": 900}}
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
 
 
 @pytest.fixture
