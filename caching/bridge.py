@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 from psycopg import errors as psycopg_errors
@@ -34,6 +34,8 @@ from caching.exact import CachedAnswer
 
 logger = logging.getLogger("asahi.cache")
 EMBED_BUDGET_SECONDS = 0.5
+# During a database outage every request would log the same failure: once per this many seconds.
+OUTAGE_LOG_SECONDS = 30.0
 # Scopes without a partial HNSW index are scanned exactly; past this size a worker builds one
 # (the same number as caching.services.SCOPE_INDEX_THRESHOLD, which the periodic sync uses).
 # Scanning costs ~1.5 us per row on 2 cores (1k rows 1.4-1.8 ms, 5k 6-7 ms) while a scope's own
@@ -288,6 +290,9 @@ def _lookup_sync(scope: SemanticScope, embedder: Any, vector: Any, query: str,
     return out
 
 
+_lookup_outage_logged = float("-inf")
+
+
 async def semantic_lookup(query: str, scope: SemanticScope) -> SemanticOutcome:
     """Tier 2 for one eligible prompt. Never raises: a failure is a bypass, and the request goes
     on to the upstream."""
@@ -317,7 +322,13 @@ async def semantic_lookup(query: str, scope: SemanticScope) -> SemanticOutcome:
         out.lookup_ms = (time.perf_counter() - looked) * 1000
         return out
     except Exception as exc:  # slow or failed embedder/DB: skip the tier, never fail the request
-        logger.warning("semantic_bypass", extra={"error": repr(exc)})
+        global _lookup_outage_logged
+        now = time.monotonic()
+        if not isinstance(exc, OperationalError | InterfaceError):
+            logger.warning("semantic_bypass", extra={"error": repr(exc)})
+        elif now - _lookup_outage_logged >= OUTAGE_LOG_SECONDS:
+            _lookup_outage_logged = now
+            logger.warning("semantic_bypass_database_unavailable", extra={"error": repr(exc)})
         out.bypassed = True
         out.reason = ("semantic_bypass: embedding took longer than "
                       f"{EMBED_BUDGET_SECONDS} s" if isinstance(exc, TimeoutError)
@@ -346,6 +357,8 @@ class StoreWriter:
         self._idle = threading.Condition(self._lock)
         self._outstanding = 0
         self._thread: threading.Thread | None = None
+        self.dropped = 0  # entries lost to an unreachable database
+        self._outage_logged = float("-inf")
 
     def put(self, item: _Store) -> None:
         with self._lock:
@@ -390,6 +403,16 @@ class StoreWriter:
             ))
         try:
             SemanticEntry.objects.bulk_create(entries)
+        except (OperationalError, InterfaceError) as exc:
+            # The database is unreachable: one-by-one retries would fail alike, so the batch is
+            # dropped (a cache entry, not a charge) with one log line per outage, not per request.
+            _release_connection(failed=True)
+            self.dropped += len(entries)
+            tick = time.monotonic()
+            if tick - self._outage_logged >= OUTAGE_LOG_SECONDS:
+                self._outage_logged = tick
+                logger.warning("semantic_store_database_unavailable",
+                               extra={"error": type(exc).__name__, "dropped_total": self.dropped})
         except Exception:
             # A cache entry is worth less than the batch: retry one by one, drop what fails.
             _release_connection(failed=True)

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 from asahi_project.client_ip import client_ip
 from asahi_project.errors import AsahiError, InvalidRequest, PermissionDenied, error_response
 from asahi_project.textrules import validate_name
-from console.access import current_organization, role_required
+from console.access import current_organization, has_role, role_required
 from governance.selectors import key_context
 from governance.services import actor_for_user, playground_key
 from inference import pipeline
@@ -81,8 +81,6 @@ class PlaygroundForm(forms.Form):
 
 @role_required("viewer")
 def playground(request: HttpRequest) -> HttpResponse:
-    from console.access import has_role
-
     return render(request, "console/playground.html", {
         "form": PlaygroundForm(), "may_run": has_role(request.membership, "member"),  # type: ignore[attr-defined]
     })

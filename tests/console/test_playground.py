@@ -7,6 +7,7 @@ and streamed back; the form is CSRF protected."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -152,3 +153,19 @@ def test_a_viewer_cannot_run_a_prompt(live, org_a: ConsoleOrg) -> None:
     assert status == 403
     ledger.flush()
     assert not InferenceEvent.objects.filter(organization_id=org_a.org.id).exists()
+
+
+def test_a_document_question_goes_through_tier_3_and_reports_its_totals(live,
+                                                                        org_a: ConsoleOrg) -> None:
+    client = Browserless(live, org_a.users["member"])
+    document = "The Danube flows through Vienna, Bratislava and Budapest. " * 120
+    prompt = f"Which cities does the river flow through?\n<document>{document}</document>"
+    status, events = run(client, prompt=prompt, document_id="danube-notes")
+    assert status == 200, events
+    done = events[-1]
+    assert done["type"] == "done" and done["cost_usd"] is not None
+    assert "".join(e["text"] for e in events if e["type"] == "delta")
+    ledger.flush()
+    rows = InferenceEvent.objects.filter(organization_id=org_a.org.id, user="user:member@acme.test")
+    assert rows.exists()  # billed like any tier-3 request: its steps are in the ledger
+    assert sum(r.cost_usd for r in rows) == Decimal(done["cost_usd"])
