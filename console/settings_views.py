@@ -217,11 +217,19 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 # --- Policy and alerts ------------------------------------------------------------------------
 
-def _update_policy(request: HttpRequest, fields: tuple[str, ...], data: dict[str, Any],
+def _update_policy(request: HttpRequest, form: Any, form_name: str, fields: tuple[str, ...],
                    what: str) -> HttpResponse:
-    changes = {name: data[name] for name in fields if name in data}
-    services.policy_update(organization=current_organization(request), actor=_actor(request),
-                           changes=changes, ip=client_ip(request))
+    changes = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
+    try:
+        services.policy_update(organization=current_organization(request), actor=_actor(request),
+                               changes=changes, ip=client_ip(request))
+    except AsahiError as exc:
+        # What only the service can check (e.g. a webhook host that resolves to a private
+        # address) is the named field's error, with what the user typed kept.
+        if exc.status >= 500:
+            raise
+        form.add_error(exc.param if exc.param in form.fields else None, exc.message)
+        return _page(request, status=400, **{form_name: form})
     messages.success(request, f"{what} saved.")
     return redirect(reverse("console:settings") + ("#policy" if what == "Policy" else "#alerts"))
 
@@ -232,7 +240,7 @@ def policy_edit(request: HttpRequest) -> HttpResponse:
     form = _policy_form(request, _policy(request), request.POST)
     if not form.is_valid():
         return _page(request, status=400, policy_form=form)
-    return _update_policy(request, POLICY_FORM_FIELDS, form.cleaned_data, "Policy")
+    return _update_policy(request, form, "policy_form", POLICY_FORM_FIELDS, "Policy")
 
 
 @require_POST
@@ -241,4 +249,4 @@ def alerts_edit(request: HttpRequest) -> HttpResponse:
     form = _alerts_form(_policy(request), request.POST)
     if not form.is_valid():
         return _page(request, status=400, alerts_form=form)
-    return _update_policy(request, ALERT_FORM_FIELDS, form.cleaned_data, "Alert settings")
+    return _update_policy(request, form, "alerts_form", ALERT_FORM_FIELDS, "Alert settings")

@@ -241,10 +241,19 @@ def signup(*, org_name: str, user_id: str, email: str | None, ip: str | None,
             else:
                 user, _ = User.objects.get_or_create(username=username,
                                                      defaults={"email": email or ""})
-            Membership.objects.create(organization=org, user=user, role=Role.OWNER)
-            audit_log(action="membership_created", actor=f"user:{username}", organization=org,
-                      target_type="membership", target_id=username, ip=ip,
-                      details={"role": Role.OWNER.value})
+            if Membership.objects.filter(user=user).exists():
+                # The JSON API's contract is an organization and a key for any user_id, and
+                # scripts sign up several organizations with one; a console user belongs to one
+                # organization, so the new one starts without a console owner (the admin can
+                # add one) and the audit says so.
+                audit_log(action="owner_membership_skipped", actor=f"user:{username}",
+                          organization=org, target_type="membership", target_id=username,
+                          ip=ip, details={"reason": "user belongs to another organization"})
+            else:
+                Membership.objects.create(organization=org, user=user, role=Role.OWNER)
+                audit_log(action="membership_created", actor=f"user:{username}",
+                          organization=org, target_type="membership", target_id=username,
+                          ip=ip, details={"role": Role.OWNER.value})
             issued = api_key_issue(organization=org, actor=f"user:{username}", name="signup key",
                                    scopes=["all"], created_by=user, ip=ip)
     except IntegrityError as exc:

@@ -192,12 +192,20 @@ def test_alert_recipients(org_a: ConsoleOrg) -> None:
     bad = client.post("/settings/alerts/", {"alert_emails": "ops@acme.test\nnope"})
     assert bad.status_code == 400
     assert "Not an email address: nope" in str(bad.context["alerts_form"].errors["alert_emails"])
+    # The SSRF guard (asahi_project/netguard.py) is the service's check: a field error, kept input.
+    private = client.post("/settings/alerts/", {"alert_emails": "ops@acme.test",
+                                                "alert_webhook_url": "http://10.0.0.7/hook"})
+    assert private.status_code == 400
+    assert "private" in str(private.context["alerts_form"].errors["alert_webhook_url"])
+    assert 'value="http://10.0.0.7/hook"' in private.content.decode()
+    assert Policy.objects.get(organization=org_a.org).alert_webhook_url != "http://10.0.0.7/hook"
+    # A public address literal: it needs no DNS on this offline machine.
     ok = client.post("/settings/alerts/", {"alert_emails": "ops@acme.test, cfo@acme.test",
-                                           "alert_webhook_url": "https://hooks.acme.test/asahi"})
+                                           "alert_webhook_url": "https://93.184.216.34/asahi"})
     assert ok.status_code == 302
     policy = Policy.objects.get(organization=org_a.org)
     assert policy.alert_emails == ["ops@acme.test", "cfo@acme.test"]
-    assert policy.alert_webhook_url == "https://hooks.acme.test/asahi"
+    assert policy.alert_webhook_url == "https://93.184.216.34/asahi"
     assert _audit(org_a, "policy_updated").details["alert_emails"]["new"] == [
         "ops@acme.test", "cfo@acme.test"]
 

@@ -45,6 +45,21 @@ def test_signup_validation_and_conflict(client: Client) -> None:
     assert Organization.objects.filter(name="Dup").count() == 1
 
 
+def test_one_user_id_signs_up_several_organizations(client: Client) -> None:
+    """The JSON contract: an organization and a key for any user_id. A console user belongs to
+    one organization, so the second one starts without a console owner, and the audit says so."""
+    from governance.models import AuditEvent, Membership
+
+    first = post(client, "/signup", {"org_name": "Staging", "user_id": "ci-bot"})
+    second = post(client, "/signup", {"org_name": "Production", "user_id": "ci-bot"})
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.json()["api_key"] != first.json()["api_key"]
+    member = Membership.objects.get(user__username="ci-bot")
+    assert str(member.organization_id) == first.json()["org_id"]
+    assert AuditEvent.objects.filter(action="owner_membership_skipped",
+                                     organization_id=second.json()["org_id"]).count() == 1
+
+
 def test_signup_is_throttled_per_ip(client: Client, settings) -> None:
     from django.core.cache import cache
 

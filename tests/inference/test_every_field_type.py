@@ -22,9 +22,11 @@ BASE_BODIES: dict[str, dict[str, Any]] = {
     "governance_api_keys_create": {"name": "typed"},
     "governance_policies_create": {},
     "cache_invalidate_create": {"scope": "all"},
+    "batches_create": {"input_file_id": "file-typed", "endpoint": "/v1/chat/completions",
+                       "completion_window": "24h"},
 }
 KEY_FOR = {"chat_completions_create": "infer", "infer_create": "infer",
-           "embeddings_create": "infer", "feedback_create": "infer"}
+           "embeddings_create": "infer", "feedback_create": "infer", "batches_create": "infer"}
 
 SAMPLES: dict[str, Any] = {"object": {"x": 1}, "array": [1], "string": "wrong", "number": 12.5,
                            "boolean": True}
