@@ -181,6 +181,14 @@ def test_traffic_shifts_away_from_a_model_whose_ratings_drop_within_one_fold(
     assert moved_to and favourite not in moved_to
 
 
+def _fold_queue() -> str:
+    # A queue of its own: other tests leave tasks (e.g. cache index builds) in the default queue,
+    # and this worker must run only the fold it is sent.
+    import os
+
+    return f"fold-test-{os.getpid()}"
+
+
 @pytest.fixture
 def celery_worker(gateway, tmp_path):  # type: ignore[no-untyped-def]
     """A real Celery worker process on the test database and the test Redis broker."""
@@ -203,7 +211,7 @@ def celery_worker(gateway, tmp_path):  # type: ignore[no-untyped-def]
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "asahi_project", "worker", "--pool", "solo",
              "--loglevel", "WARNING", "--without-mingle", "--without-gossip", "--without-heartbeat",
-             "-n", f"fold-test-{os.getpid()}@%h"],
+             "-n", f"fold-test-{os.getpid()}@%h", "-Q", _fold_queue()],
             env=env, stdout=out, stderr=subprocess.STDOUT)
     proc.log = log  # type: ignore[attr-defined]
     yield proc
@@ -235,7 +243,8 @@ def test_a_real_worker_folds_posted_ratings_and_the_gateway_routes_away(
                         json={"request_id": rid, "rating": 1}, timeout=30)
         assert fb.status_code == 201, fb.text
 
-    fold_feedback_task.delay()  # what beat sends every fold interval; the worker process runs it
+    # What beat sends every fold interval; the worker process runs it.
+    fold_feedback_task.apply_async(queue=_fold_queue())
     deadline = time.monotonic() + 90
     while Feedback.objects.filter(folded=False).exists():
         assert celery_worker.poll() is None, celery_worker.log.read_text()[-2000:]
