@@ -70,6 +70,8 @@ _NUMBER_SEP = re.compile(r"\d+(?:[.,]\d+)?")
 _OPERATOR = re.compile("[=+\\-*/^<>%\u00d7\u00f7]")  # incl. multiplication and division signs
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 _VOWEL_GROUP = re.compile(r"[aeiouy]+")
+# Space-separated lower-cased words with no vowel group (each counts as one syllable).
+_NO_VOWEL_WORD = re.compile(r"(?:^| )[^aeiouy ]+(?= |$)")
 _MIN_ZIPF = 2.0  # words rarer than this (or unknown) count as Zipf 0
 
 GENERAL_FEATURES: tuple[str, ...] = (
@@ -132,14 +134,18 @@ def _zipf_table() -> dict[str, float]:
 
 def _rarity_features(question: str, options: list[tuple[str, str]]) -> list[float]:
     zipf = _zipf_table()
-    words = _RARITY_WORD.findall(question)
+    words = [w.lower() for w in _RARITY_WORD.findall(question)]
     n = max(len(words), 1)
-    zs = [zipf.get(w.lower(), 0.0) for w in words]
+    zs = [zipf.get(w, 0.0) for w in words]
     rarest = sorted(zs)[: max(1, n // 5)]
     sentences = max(len(_SENTENCE_END.findall(question)), 1)
     option_words = [_RARITY_WORD.findall(o[1]) for o in options]
     n_option_words = max(sum(len(ws) for ws in option_words), 1)
-    q_set = {w.lower() for w in words}
+    q_set = set(words)
+    # Syllables per word = vowel groups, at least one per word; counted on the joined words at
+    # once (a group never spans the separating space).
+    joined = " ".join(words)
+    syllables = len(_VOWEL_GROUP.findall(joined)) + len(_NO_VOWEL_WORD.findall(joined))
     return [
         sum(1 for z in zs if z < 3.0) / n,
         sum(1 for z in zs if z < _MIN_ZIPF) / n,
@@ -153,7 +159,7 @@ def _rarity_features(question: str, options: list[tuple[str, str]]) -> list[floa
         sum(1 for ws in option_words for w in ws if zipf.get(w.lower(), 0.0) < 3.0)
         / n_option_words,
         sum(1 for ws in option_words for w in ws if w.lower() in q_set) / n_option_words,
-        sum(max(1, len(_VOWEL_GROUP.findall(w.lower()))) for w in words) / n,
+        syllables / n,
         math.log1p(n),
     ]
 

@@ -179,3 +179,83 @@ def test_traffic_shifts_away_from_a_model_whose_ratings_drop_within_one_fold(
     assert share_after == 0.0, after  # 16 ratings of 1 against 20 pseudo-ratings: quality < 3.5
     moved_to = {used for used, _ in after}
     assert moved_to and favourite not in moved_to
+
+
+def _fold_queue() -> str:
+    # A queue of its own: other tests leave tasks (e.g. cache index builds) in the default queue,
+    # and this worker must run only the fold it is sent.
+    import os
+
+    return f"fold-test-{os.getpid()}"
+
+
+@pytest.fixture
+def celery_worker(gateway, tmp_path):  # type: ignore[no-untyped-def]
+    """A real Celery worker process on the test database and the test Redis broker."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+    from django.db import connection
+
+    if settings.CELERY_TASK_ALWAYS_EAGER or not settings.CELERY_BROKER_URL.startswith("redis"):
+        pytest.skip("needs a Redis broker (REDIS_URL) for a separate worker process")
+    db = connection.settings_dict
+    host = f"?host={db['HOST']}" if str(db["HOST"]).startswith("/") else ""
+    netloc = f"{db['USER']}@" + ("" if host else f"{db['HOST']}:{db['PORT'] or 5432}")
+    env = {**os.environ, "DATABASE_URL": f"postgresql://{netloc}/{db['NAME']}{host}",
+           "CELERY_TASK_ALWAYS_EAGER": "0", "DJANGO_SETTINGS_MODULE": "asahi_project.settings"}
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "asahi_project", "worker", "--pool", "solo",
+             "--loglevel", "WARNING", "--without-mingle", "--without-gossip", "--without-heartbeat",
+             "-n", f"fold-test-{os.getpid()}@%h", "-Q", _fold_queue()],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc.log = log  # type: ignore[attr-defined]
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def test_a_real_worker_folds_posted_ratings_and_the_gateway_routes_away(
+        gateway, live_tenant, celery_worker, monkeypatch) -> None:
+    import time
+
+    from routing import selectors
+
+    key = live_tenant.infer.raw
+    before = _traffic(gateway, key)
+    favourite = max({m for m, _ in before}, key=lambda m: sum(1 for u, _ in before if u == m))
+    rated = [rid for used, rid in before if used == favourite]
+    while len(rated) < 16:
+        resp = infer(gateway, key, {"prompt": SUMMARY_PROMPTS[len(rated) % 4],
+                                    "model_override": favourite, "cache": "no-store"})
+        assert resp.status_code == 200, resp.text
+        rated.append(resp.json()["request_id"])
+    for rid in rated:
+        fb = httpx.post(f"{gateway}/feedback", headers={"Authorization": f"Bearer {key}"},
+                        json={"request_id": rid, "rating": 1}, timeout=30)
+        assert fb.status_code == 201, fb.text
+
+    # What beat sends every fold interval; the worker process runs it.
+    fold_feedback_task.apply_async(queue=_fold_queue())
+    deadline = time.monotonic() + 90
+    while Feedback.objects.filter(folded=False).exists():
+        assert celery_worker.poll() is None, celery_worker.log.read_text()[-2000:]
+        assert time.monotonic() < deadline, "the worker did not fold within 90 s"
+        time.sleep(0.2)
+    (row,) = QualityEstimate.objects.filter(model=favourite)  # all summaries: one task type
+    assert row.count == len(rated)
+
+    # The gateway (another process's view) picks the fold up when its snapshot expires: 30 s in
+    # production (inside one 300 s fold interval); shortened here so the test does not sleep.
+    monkeypatch.setattr(selectors, "QUALITY_TTL_SECONDS", 0.5)
+    time.sleep(0.6)
+    after = _traffic(gateway, key)
+    assert favourite not in {used for used, _ in after}, after
