@@ -464,6 +464,17 @@ class _Admitted:
     admission: Any
 
 
+async def _first_look(call: GatewayCall, p: Plan, catalogue: Catalogue,
+                      ) -> tuple[bool, bool, str, GatewayResponse | None]:
+    """Request limits, then one look in the cache tiers: (may_read, may_write, digest, hit).
+    Shared by the synchronous paths and deferred (batch) items, so all read the same tiers."""
+    check_request_limits(call, p)
+    may_read, may_write = cache_allowed(call)
+    digest = cache_digest(call, p) if (may_read or may_write) else ""
+    cached = await _lookup_caches(call, p, catalogue, digest) if may_read else None
+    return may_read, may_write, digest, cached
+
+
 async def _cached_or_admit(call: GatewayCall, catalogue: Catalogue, flights: list[Flight],
                            ) -> GatewayResponse | _Admitted:
     """Plan, check limits, try the caches (joining the single flight on a miss), then admit.
@@ -473,13 +484,10 @@ async def _cached_or_admit(call: GatewayCall, catalogue: Catalogue, flights: lis
     try:
         with _timed(call, "plan"):
             p = await plan(call, catalogue)
-        check_request_limits(call, p)
-        may_read, may_write = cache_allowed(call)
-        digest = cache_digest(call, p) if (may_read or may_write) else ""
+        may_read, may_write, digest, cached = await _first_look(call, p, catalogue)
+        if cached is not None:
+            return cached
         if may_read:
-            cached = await _lookup_caches(call, p, catalogue, digest)
-            if cached is not None:
-                return cached
             flight = await join_flight(call.auth.org_id, digest)
             flights.append(flight)
             if not flight.leader:  # the leader has answered and stored it
@@ -558,13 +566,9 @@ async def prepare_deferred(call: GatewayCall) -> GatewayResponse | Deferred:
     single flight (nobody waits on it). A hit is recorded through `record` like any other."""
     catalogue = await aget_catalogue()
     p = await plan(call, catalogue)
-    check_request_limits(call, p)
-    may_read, may_write = cache_allowed(call)
-    digest = cache_digest(call, p) if (may_read or may_write) else ""
-    if may_read:
-        cached = await _lookup_caches(call, p, catalogue, digest)
-        if cached is not None:
-            return cached
+    _, may_write, digest, cached = await _first_look(call, p, catalogue)
+    if cached is not None:
+        return cached
     return Deferred(plan=p, digest=digest, may_write=may_write)
 
 
