@@ -9,7 +9,8 @@ advisory lock, released by the server if the worker dies).
 
 Steps: route (the pipeline's cache tiers and router) → group the misses per provider+model →
 submit each group to its provider's batch API → poll → write back (ledger at the batch price,
-exact cache) → finalize (output and error files, settle the budget reservation). Items of
+exact cache) → settle each finished item's share of the budget reservation → finalize (output
+and error files, release what is left of the reservation). Items of
 providers without a batch API are run by the worker instead, a few at a time, rate-limited.
 """
 
@@ -461,10 +462,39 @@ def _line(item: Any) -> bytes:
                          "line": item["line"], "response": response, "error": error})
 
 
+def _ticket(batch: Batch) -> enforcement.Ticket:
+    return enforcement.Ticket(reservation_id=batch.reservation_id,
+                              reserved_nanousd=pricing.to_nano(batch.reserved_usd),
+                              org_id=str(batch.organization_id))
+
+
+def _settle_finished(batch: Batch) -> bool:
+    """Settle the budget share of every finished item not settled yet: its worst case leaves the
+    hold and its cost is charged, so a long batch holds only what its open items may still cost.
+    Redis first, then the flag: a worker killed in between redoes the call, which the part set
+    makes a no-op. False while Redis is unreachable (finalization waits for it)."""
+    if not batch.reservation_id:
+        return True
+    ticket = _ticket(batch)
+    while True:
+        chunk = list(BatchItem.objects.filter(batch=batch, budget_settled=False,
+                                              state__in=(ItemState.DONE, ItemState.FAILED))
+                     .order_by("pk").values_list("pk", "reserved_usd", "cost_usd")[:1000])
+        if not chunk:
+            return True
+        parts = [(str(pk), reserved, cost) for pk, reserved, cost in chunk]
+        if not asyncio.run(enforcement.settle_parts(ticket, parts=parts)):
+            return False
+        _pause("settle_parts")
+        BatchItem.objects.filter(pk__in=[pk for pk, _, _ in chunk]).update(budget_settled=True)
+
+
 def _finalize(batch: Batch, ending: str | None) -> bool:
     from batching.services import file_store
 
     if BatchItem.objects.filter(batch=batch, state__in=OPEN_ITEM_STATES).exists():
+        return False
+    if not _settle_finished(batch):
         return False
     with transaction.atomic():
         b = Batch.objects.select_for_update().get(pk=batch.pk)
@@ -501,13 +531,10 @@ def _finalize(batch: Batch, ending: str | None) -> bool:
         else:
             b.status, b.completed_at = BatchStatus.COMPLETED, now
         b.save()
-        spent = sum((i["cost_usd"] for i in items), Decimal(0))
         if b.reservation_id:
-            # Idempotent per reservation: a finalization redone after a crash settles nothing twice.
-            ticket = enforcement.Ticket(reservation_id=b.reservation_id,
-                                        reserved_nanousd=pricing.to_nano(b.reserved_usd),
-                                        org_id=str(b.organization_id))
-            asyncio.run(enforcement.settle(ticket, cost_usd=spent, tokens=0))
+            # Every item has settled its own share; drop what is left of the hold (idempotent per
+            # reservation: a finalization redone after a crash releases nothing twice).
+            asyncio.run(enforcement.release(_ticket(b)))
         if b.kind == BatchKind.DEFERRED and b.webhook_url:
             from batching.tasks import deliver_webhook
 
@@ -550,6 +577,7 @@ def advance(*, batch_id: str) -> str:
             _submit(batch, catalogue)
             _run_fallback(batch, auth, catalogue)
         _poll(batch, auth, catalogue, cancel=ending is not None)
+        _settle_finished(batch)
         if ending is not None:
             reason = {"cancelled": ("batch_cancelled", "the batch was cancelled"),
                       "expired": ("batch_expired", "the batch expired before this request ran")}

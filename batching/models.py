@@ -62,8 +62,8 @@ class Batch(models.Model):
                                    related_name="+")
     metadata = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(null=True, blank=True)
-    # The budget reservation of the whole batch's worst case, settled at the end with the sum of
-    # the items' ledger costs (settling is idempotent per reservation id).
+    # The budget reservation of the whole batch's worst case: each finished item settles its own
+    # share (idempotent per item); finalization releases what is left.
     reservation_id = models.CharField(max_length=200, blank=True)
     reserved_usd = money_field(default=Decimal(0))
     # Deferred /infer: where to POST the result, and the HMAC key (encrypted) that signs it.
@@ -141,6 +141,10 @@ class BatchItem(models.Model):
     error_message = models.TextField(blank=True)
     cache_tier = models.PositiveSmallIntegerField(default=0)
     cost_usd = money_field(default=Decimal(0))
+    # This item's worst case within the batch's reservation; once the item has finished, its
+    # share of the hold is released and its cost charged (budget_settled), item by item.
+    reserved_usd = money_field(default=Decimal(0))
+    budget_settled = models.BooleanField(default=False)
     sync_cost_usd = money_field(default=Decimal(0))
     techniques = models.JSONField(default=list, blank=True)
     request_id = models.CharField(max_length=128, blank=True)

@@ -83,6 +83,7 @@ def _items(batch: Batch, lines: list[Line]) -> list[BatchItem]:
                       state="failed" if ln.error_code else "pending",
                       rejected=bool(ln.error_code), error_code=ln.error_code,
                       error_message=ln.error_message, status_code=400 if ln.error_code else None,
+                      reserved_usd=ln.worst_usd, budget_settled=bool(ln.error_code),
                       finished_at=timezone.now() if ln.error_code else None)
             for ln in lines]
 

@@ -228,6 +228,22 @@ async def settle(ticket: Ticket, *, cost_usd: Decimal, tokens: int) -> None:
                                              "error": str(exc)})
 
 
+async def settle_parts(ticket: Ticket, *, parts: list[tuple[str, Decimal, Decimal]]) -> bool:
+    """Settle finished parts of a batch reservation, each ``(part_id, reserved_usd, cost_usd)``;
+    idempotent per part id. False when Redis could not be reached (the caller retries later)."""
+    if ticket.reservation_id is None or not parts:
+        return True
+    try:
+        await limits().settle_parts(
+            reservation_id=ticket.reservation_id,
+            parts=[(pid, pricing.to_nano(r), pricing.to_nano(c)) for pid, r, c in parts])
+    except LimitsUnavailable as exc:
+        logger.warning("settle_parts_failed", extra={"reservation": ticket.reservation_id,
+                                                     "error": str(exc)})
+        return False
+    return True
+
+
 async def release(ticket: Ticket) -> None:
     if ticket.reservation_id is None:
         return

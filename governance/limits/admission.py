@@ -22,10 +22,19 @@ from .keys import (
     period_bucket,
     rate_key,
     reservation_keys,
+    reservation_parts_key,
     split_reservation_id,
 )
 from .scripts import lua_source
-from .types import Admission, BudgetLimit, BudgetState, RateLimit, SettleOutcome, SettleResult
+from .types import (
+    Admission,
+    BudgetLimit,
+    BudgetState,
+    PartsResult,
+    RateLimit,
+    SettleOutcome,
+    SettleResult,
+)
 
 RATE_PERIOD_MS = 60_000
 
@@ -60,6 +69,7 @@ class Limits:
         self._admit = redis.register_script(lua_source("admit"))
         self._settle = redis.register_script(lua_source("settle"))
         self._spend = redis.register_script(lua_source("spend"))
+        self._settle_parts = redis.register_script(lua_source("settle_parts"))
 
     async def admit(
         self,
@@ -173,6 +183,27 @@ class Limits:
             actual=str(int(actual_nanousd)),
             actual_tokens="" if actual_tokens is None else str(int(actual_tokens)),
         )
+
+    async def settle_parts(
+        self, *, reservation_id: str, parts: Sequence[tuple[str, int, int]]
+    ) -> PartsResult:
+        """Settle parts of a reservation, each ``(part_id, reserved_nanousd, actual_nanousd)``:
+        the hold shrinks by the parts' reserved amounts and their actual cost is recorded as spent.
+        Idempotent per part id; the rest of the hold stays until ``release``/``settle``."""
+        org_id, _ = split_reservation_id(reservation_id)
+        hkey, zkey = reservation_keys(org_id=org_id)
+        args: list[str | int] = [reservation_id, int(self.tombstone_s * 1000), self.sweep_max,
+                                 len(parts)]
+        for part_id, reserved, actual in parts:
+            if reserved < 0 or actual < 0:
+                raise ValueError("part amounts must be >= 0")
+            args += [part_id, str(int(reserved)), str(int(actual))]
+        async with unavailable_guard(self.op_timeout_s):
+            outcome, held, fresh = await self._settle_parts(
+                keys=[hkey, zkey, reservation_parts_key(reservation_id=reservation_id)],
+                args=args)
+        return PartsResult(outcome=_text(outcome),  # type: ignore[arg-type]
+                           held_nanousd=int(_text(held)), settled=int(fresh))
 
     async def release(self, *, reservation_id: str) -> SettleResult:
         """The request failed before spending anything: drop the hold (idempotent)."""

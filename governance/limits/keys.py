@@ -66,6 +66,12 @@ def reservation_keys(*, org_id: str) -> tuple[str, str]:
     return f"{PREFIX}:r:{{{org_id}}}", f"{PREFIX}:rx:{{{org_id}}}"
 
 
+def reservation_parts_key(*, reservation_id: str) -> str:
+    """The ids of a reservation's parts already settled (same hash slot as the org's records)."""
+    org_id, token = split_reservation_id(reservation_id)
+    return f"{PREFIX}:rp:{{{org_id}}}:{token}"
+
+
 def breaker_keys(*, name: str) -> tuple[str, str]:
     tag = name.replace("{", "(").replace("}", ")")
     return f"{PREFIX}:cb:{{{tag}}}", f"{PREFIX}:cb:{{{tag}}}:f"

@@ -10,6 +10,6 @@ from importlib.resources import files
 def lua_source(name: str) -> str:
     lua = files(__package__) / "lua"
     body = (lua / f"{name}.lua").read_text(encoding="utf-8")
-    if name in ("admit", "settle", "spend"):
+    if name in ("admit", "settle", "settle_parts", "spend"):
         return (lua / "common.lua").read_text(encoding="utf-8") + "\n" + body
     return body

@@ -86,6 +86,13 @@ class Admission:
 
 
 @dataclass(frozen=True, slots=True)
+class PartsResult:
+    outcome: Literal["held", "expired", "closed", "unknown"]
+    held_nanousd: int  # what the reservation still holds afterwards
+    settled: int  # parts settled by this call (0 for a repeat)
+
+
+@dataclass(frozen=True, slots=True)
 class SettleResult:
     outcome: SettleOutcome
     reserved_nanousd: int  # what the reservation had held (0 when unknown)

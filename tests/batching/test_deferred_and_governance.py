@@ -21,8 +21,10 @@ from batching.models import Batch, BatchItem, ProviderJob
 from batching.webhooks import SIGNATURE_HEADER, verify
 from governance.models import AuditEvent
 from governance.services import api_key_issue, policy_update
+from inference import pricing
 from inference.models import InferenceEvent
 from tests.batching.conftest import client_for, wait_for
+from tests.batching.test_kill_worker import _spend
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -181,3 +183,40 @@ def test_cancel_stops_the_provider_batch_and_keeps_what_finished(workers, live_t
     assert done.request_counts.completed == 3
     assert InferenceEvent.objects.filter(request_id__startswith=batch.id).count() == 3
     fake_upstream.config.batch_delay_s = 0
+
+
+def test_each_finished_item_settles_its_share_while_the_batch_runs(workers, live_tenant,
+                                                                    fake_upstream,
+                                                                    same_utc_day) -> None:
+    """The Cohere items (run by the worker) finish while the OpenAI ones wait on the provider:
+    their cost is charged and their worst case leaves the hold before the batch ends."""
+    fake_upstream.config.batch_delay_s = 600
+    client = client_for(workers.url, live_tenant.infer.raw)
+    lines = "\n".join(json.dumps({"custom_id": f"{p}{i}", "method": "POST",
+                                  "url": "/v1/chat/completions",
+                                  "body": {"model": model, "max_tokens": 50, "cache": "no-store",
+                                           "messages": [{"role": "user",
+                                                         "content": f"share {p} {i}"}]}})
+                      for p, model in (("o", "gpt-4o-mini"), ("c", "command-r-08-2024"))
+                      for i in range(2))
+    f = client.files.create(file=("s.jsonl", lines.encode()), purpose="batch")
+    workers.start()
+    batch = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
+                                  completion_window="24h")
+    items = BatchItem.objects.filter(batch_id=batch.id)
+    cohere = items.filter(custom_id__startswith="c")
+    wait_for(lambda: cohere.filter(budget_settled=True).count() == 2,
+             what="the worker-run items to settle", workers=workers)
+    held = Batch.objects.get(pk=batch.id).reserved_usd
+    spent, reserved = _spend(str(live_tenant.org.id))
+    assert items.filter(custom_id__startswith="o", state=ItemState.SUBMITTED).count() == 2
+    assert spent == pricing.to_nano(cohere.aggregate(s=Sum("cost_usd"))["s"]) > 0
+    assert reserved == pricing.to_nano(held - cohere.aggregate(s=Sum("reserved_usd"))["s"]) > 0
+
+    client.batches.cancel(batch.id)
+    wait_for(lambda: client.batches.retrieve(batch.id).status == "cancelled", what="cancelled",
+             workers=workers)
+    spent, reserved = _spend(str(live_tenant.org.id))
+    total = InferenceEvent.objects.filter(request_id__startswith=batch.id).aggregate(
+        s=Sum("cost_usd"))["s"]
+    assert reserved == 0 and spent == pricing.to_nano(total)

@@ -1,5 +1,6 @@
 """kill -9 of a real Celery worker while a batch is being submitted, polled or written back: a
-restarted worker resumes, no item is lost, none is charged twice, the budget settles once."""
+restarted worker resumes, no item is lost, none is charged twice, and each item settles its
+share of the budget once."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _spend(org_id: str) -> tuple[int, int]:
     return asyncio.run(read())
 
 
-@pytest.mark.parametrize("pause", ["submit", "poll", "writeback:2"])
+@pytest.mark.parametrize("pause", ["submit", "poll", "writeback:2", "settle_parts"])
 def test_killed_worker_loses_nothing_and_charges_once(workers, live_tenant, fake_upstream,
                                                       tmp_path: Path, same_utc_day,
                                                       pause: str) -> None:

@@ -241,6 +241,56 @@ def test_settle_and_release_are_idempotent(org: str) -> None:
 
 
 @pytest.mark.redis
+def test_parts_settle_their_share_once_and_release_drops_the_rest(org: str) -> None:
+    """A batch reservation settled item by item: each part leaves the hold and is charged once,
+    however often it is repeated; the final release frees only what no part used."""
+    budgets = [org_day(org, 10_000), key_day(None)]
+
+    async def scenario(r):  # type: ignore[no-untyped-def]
+        lim = Limits(r)
+        batch = await lim.admit(org_id=org, cost_nanousd=3_000, budgets=budgets, ttl_s=60)
+        first = await lim.settle_parts(reservation_id=rid(batch),
+                                       parts=[("1", 1_000, 400), ("2", 1_000, 0)])
+        mid = await lim.get_spend(org_id=org, budgets=budgets)
+        # A worker that died after the call redoes the chunk, with one new part in it.
+        redo = await lim.settle_parts(reservation_id=rid(batch),
+                                      parts=[("1", 1_000, 400), ("2", 1_000, 0), ("3", 1_000, 700)])
+        again = await lim.settle_parts(reservation_id=rid(batch), parts=[("3", 1_000, 700)])
+        released = await lim.release(reservation_id=rid(batch))
+        after_close = await lim.settle_parts(reservation_id=rid(batch), parts=[("4", 5, 5)])
+        unknown = await lim.settle_parts(reservation_id=f"{org}:nope", parts=[("1", 1, 1)])
+        end = await lim.get_spend(org_id=org, budgets=budgets)
+        return first, mid, redo, again, released, after_close, unknown, end
+
+    first, mid, redo, again, released, closed, unknown, end = run(scenario)
+    assert (first.outcome, first.settled, first.held_nanousd) == ("held", 2, 1_000)
+    assert [(s.spent_nanousd, s.reserved_nanousd) for s in mid] == [(400, 1_000)] * 2
+    assert (redo.settled, redo.held_nanousd) == (1, 0)
+    assert (again.settled, again.held_nanousd) == (0, 0)
+    assert released.outcome == "released" and released.reserved_nanousd == 0
+    assert closed.outcome == "closed" and closed.settled == 0
+    assert unknown.outcome == "unknown"
+    assert [(s.spent_nanousd, s.reserved_nanousd) for s in end] == [(1_100, 0)] * 2
+
+
+@pytest.mark.redis
+def test_parts_of_an_expired_reservation_still_count_their_spend(org: str) -> None:
+    budgets = [org_day(org, 10_000)]
+
+    async def scenario(r):  # type: ignore[no-untyped-def]
+        lim = Limits(r)
+        batch = await lim.admit(org_id=org, cost_nanousd=2_000, budgets=budgets, ttl_s=0.2)
+        await asyncio.sleep(0.3)
+        await lim.admit(org_id=org, cost_nanousd=1, budgets=budgets)  # sweeps the expired hold
+        late = await lim.settle_parts(reservation_id=rid(batch), parts=[("a", 1_000, 300)])
+        return late, await lim.get_spend(org_id=org, budgets=budgets)
+
+    late, spend = run(scenario)
+    assert (late.outcome, late.settled) == ("expired", 1)
+    assert (spend[0].spent_nanousd, spend[0].reserved_nanousd) == (300, 1)
+
+
+@pytest.mark.redis
 def test_budget_denial_is_all_or_nothing_and_reports_the_budget(org: str) -> None:
     budgets = [org_day(org, 10_000), key_day(1_000)]
     rates = [RateLimit("key", "11", "rpm", 2)]
