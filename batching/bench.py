@@ -93,6 +93,7 @@ def run(*, url: str, key: str, n: int, cached: int, poll_s: float, timeout_s: fl
         total=Sum("cost_usd"), rows=Count("pk"))
     item_total = agg["cost"] or Decimal(0)
     ledger_total = ledger["total"] or Decimal(0)
+    spent, held, org_ledger = _budget(batch.id)
     return Report(lines={
         "batch": batch.id,
         "items (lines in the file)": n,
@@ -113,4 +114,34 @@ def run(*, url: str, key: str, n: int, cached: int, poll_s: float, timeout_s: fl
         "sync price of the misses USD": f"{agg['sync'] or 0:.9f}",
         "ledger == items": ledger_total == item_total,
         "|ledger - half sync| USD (per-item rounding)": f"{abs(ledger_total - sync_half):.9f}",
+        "org budget today: spent USD": f"{spent:.9f}",
+        "org ledger today (warm-up + batch) USD": f"{org_ledger:.9f}",
+        "org budget today: still reserved USD": f"{held:.9f}",
     })
+
+
+def _budget(batch_id: str) -> tuple[Decimal, Decimal, Decimal]:
+    """The organization's daily budget after the run (each item settled its share of the batch's
+    reservation) beside its whole ledger for the day; meaningful for an organization that had no
+    other traffic today (the command's default: a new one)."""
+    import asyncio
+
+    from django.utils import timezone
+
+    from asahi_project.redis_client import get_async_redis
+    from batching.models import Batch
+    from governance.limits import BudgetLimit, Limits
+
+    org = str(Batch.objects.values_list("organization_id", flat=True).get(pk=batch_id))
+
+    async def read() -> tuple[int, int]:
+        state, = await Limits(get_async_redis()).get_spend(
+            org_id=org, budgets=[BudgetLimit(scope="org", scope_id=org, period="day",
+                                             limit_nanousd=None)])
+        return state.spent_nanousd, state.reserved_nanousd
+
+    spent, held = asyncio.run(read())
+    day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    total = InferenceEvent.objects.filter(organization_id=org, created_at__gte=day).aggregate(
+        s=Sum("cost_usd"))["s"] or Decimal(0)
+    return pricing.from_nano(spent), pricing.from_nano(held), total

@@ -280,7 +280,7 @@ def _choose_fit(history: list[tuple[date, float]], *, has_any: bool, month_to_da
             method=ForecastMethod.RUN_RATE,
             reason=(
                 f"only {n} day(s) of history (< {MIN_TREND_DAYS}): mean daily spend "
-                f"${mean:,.2f} * remaining days"
+                f"{_usd(mean)} * remaining days"
             ),
         )
 
@@ -453,3 +453,12 @@ def _risk_level(probability: float, *, exceeded: bool) -> BudgetRisk:
     if probability >= 0.2:
         return BudgetRisk.MEDIUM
     return BudgetRisk.LOW
+
+
+def _usd(amount: float) -> str:
+    """Dollars for a sentence: cents, or two significant digits below a cent (a new organization's
+    first day is often $0.00002, which cents would show as $0.00)."""
+    if amount == 0 or abs(amount) >= 0.01:
+        return f"${amount:,.2f}"
+    decimals = 1 - math.floor(math.log10(abs(amount)))
+    return f"${amount:.{decimals}f}"

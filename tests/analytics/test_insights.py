@@ -89,6 +89,12 @@ def test_run_rate_with_few_days() -> None:
     assert forecast.lower_usd < forecast.projected_usd < forecast.upper_usd
 
 
+def test_run_rate_reason_shows_a_new_organizations_tiny_spend() -> None:
+    forecast = forecast_month_end(daily_spend=[(date(2025, 6, 1), 0.000018)], as_of=date(2025, 6, 1))
+    assert "mean daily spend $0.000018 *" in forecast.method_reason
+    assert "$0.00 " not in forecast.method_reason
+
+
 PATTERN = (120.0, 130.0, 125.0, 120.0, 110.0, 30.0, 20.0)  # Mon..Sun
 
 
