@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +31,7 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from asahi_project.errors import AsahiError
@@ -43,7 +45,7 @@ from batching.choices import (
     JobState,
 )
 from batching.models import Batch, BatchItem, ProviderJob
-from batching.providers import BATCH_KINDS, batch_api
+from batching.providers import BATCH_KINDS, WAIT, batch_api
 from governance import enforcement
 from governance.selectors import auth_context_for_key
 from governance.types import AuthContext
@@ -59,6 +61,8 @@ logger = logging.getLogger("asahi.batching")
 
 # Provider batch APIs bill half the synchronous price (OpenAI Batch, Anthropic Message Batches).
 BATCH_PRICE_FACTOR = Decimal("0.5")
+# A provider's clock may run behind ours: look this much further back for a lost submission.
+FIND_SKEW = timedelta(minutes=10)
 _ITEM_FIELDS = ["state", "model", "provider_kind", "plan", "response", "status_code", "error_code",
                 "error_message", "cache_tier", "cost_usd", "sync_cost_usd", "techniques",
                 "request_id", "finished_at"]
@@ -295,7 +299,9 @@ def _submit(batch: Batch, catalogue: Catalogue) -> None:
     for job_id in list(ProviderJob.objects.filter(batch=batch, state=JobState.CREATED)
                        .values_list("pk", flat=True)):
         # Counted before the attempt, in its own transaction, so a retry knows to look first.
-        ProviderJob.objects.filter(pk=job_id).update(attempts=F("attempts") + 1)
+        ProviderJob.objects.filter(pk=job_id).update(
+            attempts=F("attempts") + 1,
+            first_attempt_at=Coalesce("first_attempt_at", Now()))
         with transaction.atomic():
             job = (ProviderJob.objects.select_for_update(skip_locked=True)
                    .filter(pk=job_id, state=JobState.CREATED).first())
@@ -308,11 +314,16 @@ def _submit(batch: Batch, catalogue: Catalogue) -> None:
             api = batch_api(model)
             key = f"{batch.id}:{job.pk}"
             try:
-                upstream_id = api.find(key) if job.attempts > 1 else None
-                if upstream_id is None:
-                    items = list(job.items.filter(state=ItemState.QUEUED).order_by("line"))
-                    upstream_id = api.submit(key, [(f"i{it.pk}", _upstream_request(it, model))
-                                                   for it in items])
+                items = list(job.items.filter(state=ItemState.QUEUED).order_by("line"))
+                found = api.find(key, custom_ids=[f"i{it.pk}" for it in items],
+                                 since=job.first_attempt_at - FIND_SKEW) \
+                    if job.attempts > 1 and job.first_attempt_at else None
+                if found == WAIT:  # an earlier submission may still be processing upstream
+                    job.attempts -= 1
+                    job.save(update_fields=["attempts"])
+                    continue
+                upstream_id = found or api.submit(
+                    key, [(f"i{it.pk}", _upstream_request(it, model)) for it in items])
             except Exception as exc:  # the SDKs' errors: retried next tick, up to a point
                 logger.warning("batch_submit_failed", extra={"job": job.pk, "error": str(exc)})
                 status = getattr(exc, "status_code", None)
@@ -321,6 +332,7 @@ def _submit(batch: Batch, catalogue: Catalogue) -> None:
                     _fail_job(job, f"the provider refused the batch: {exc}")
                 continue
             _pause("submit")
+            _pause(f"submit_{job.provider_kind}")
             job.upstream_id, job.state, job.submitted_at = upstream_id, JobState.SUBMITTED, \
                 timezone.now()
             job.save(update_fields=["upstream_id", "state", "submitted_at"])

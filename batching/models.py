@@ -105,6 +105,9 @@ class ProviderJob(models.Model):
     # Submissions started (committed before each): past the first, look for an earlier one
     # that reached the provider before its worker died.
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When the first submission started (committed before it): where to look for it at the
+    # provider if its worker died before storing the id.
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)

@@ -1,15 +1,18 @@
 """Provider batch APIs through the official SDKs: OpenAI Batch and Anthropic Message Batches.
 
 Each upstream request is named by Asahi's item id (``i<pk>``), which both providers accept as a
-custom_id. A job's OpenAI batch carries ``metadata.asahi_job`` so a worker that died between
-"create" and "store the id" finds it again instead of submitting twice (``find``).
+custom_id. A worker that died between "create" and "store the id" finds its batch again instead
+of submitting twice (``find``): an OpenAI batch by its ``metadata.asahi_job``; an Anthropic message
+batch (no metadata) by its requests' custom_ids, which can be read only once it has ended, so a
+candidate still processing makes the job wait for it rather than risk paying twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Final, Literal, Protocol
 
 import orjson
 
@@ -40,8 +43,13 @@ class UpstreamState:
     status: str
 
 
+# ``find``'s answer when an earlier submission may be at the provider but cannot be told yet.
+WAIT: Final = "wait"
+Found = str | Literal["wait"] | None
+
+
 class BatchAPI(Protocol):
-    def find(self, job_key: str) -> str | None: ...
+    def find(self, job_key: str, *, custom_ids: list[str], since: datetime) -> Found: ...
     def submit(self, job_key: str, requests: list[tuple[str, ChatRequest]]) -> str: ...
     def state(self, upstream_id: str) -> UpstreamState: ...
     def results(self, upstream_id: str) -> Iterator[Outcome]: ...
@@ -55,7 +63,7 @@ class OpenAIBatches:
         self.client = openai.OpenAI(api_key=model.api_key or None, base_url=model.base_url or None,
                                     max_retries=2, timeout=_TIMEOUT_S)
 
-    def find(self, job_key: str) -> str | None:
+    def find(self, job_key: str, *, custom_ids: list[str], since: datetime) -> Found:
         # Newest first; a job is looked for only right after its own failed attempt.
         for b in self.client.batches.list(limit=100).data:
             if (b.metadata or {}).get("asahi_job") == job_key:
@@ -115,10 +123,23 @@ class AnthropicBatches:
                                           base_url=model.base_url or None, max_retries=2,
                                           timeout=_TIMEOUT_S)
 
-    def find(self, job_key: str) -> str | None:
-        # Message batches carry no metadata: a submission cut short by a crash before its id was
-        # stored cannot be recognised, so it is submitted again (see docs/batching.md).
-        return None
+    def find(self, job_key: str, *, custom_ids: list[str], since: datetime) -> Found:
+        """The message batch created since ``since`` whose requests are exactly ``custom_ids``
+        (item ids are unique, so a match is this job's). Candidates with the right request count
+        that are still processing cannot be read yet: WAIT, and look again next tick."""
+        want, waiting = set(custom_ids), False
+        for b in self.client.messages.batches.list(limit=100):  # most recent first, paginated
+            if b.created_at < since:
+                break
+            c = b.request_counts
+            if c.processing + c.succeeded + c.errored + c.canceled + c.expired != len(want):
+                continue
+            if b.processing_status != "ended":
+                waiting = True
+                continue
+            if {e.custom_id for e in self.client.messages.batches.results(b.id)} == want:
+                return b.id
+        return WAIT if waiting else None
 
     def submit(self, job_key: str, requests: list[tuple[str, ChatRequest]]) -> str:
         reqs: list[Any] = []

@@ -251,6 +251,15 @@ async def messages_batch_create(request: web.Request) -> web.Response:
     return json_response(_anthropic_json(request, batch))
 
 
+async def messages_batch_list(request: web.Request) -> web.Response:
+    data = [_anthropic_json(request, b) for b in request.app[STORE].batches.values()
+            if b.kind == "anthropic"]
+    data.reverse()  # most recently created first, as Anthropic lists them
+    return json_response({"data": data, "has_more": False,
+                          "first_id": data[0]["id"] if data else None,
+                          "last_id": data[-1]["id"] if data else None})
+
+
 async def messages_batch_get(request: web.Request) -> web.Response:
     batch = _batch(request, "anthropic")
     return json_response(_anthropic_json(request, batch)) if batch else _err(404, "not found")
@@ -290,6 +299,7 @@ def register(app: web.Application) -> None:
     app.router.add_get("/v1/batches/{batch_id}", batch_get)
     app.router.add_post("/v1/batches/{batch_id}/cancel", batch_cancel)
     app.router.add_post("/v1/messages/batches", messages_batch_create)
+    app.router.add_get("/v1/messages/batches", messages_batch_list)
     app.router.add_get("/v1/messages/batches/{batch_id}", messages_batch_get)
     app.router.add_get("/v1/messages/batches/{batch_id}/results", messages_batch_results)
     app.router.add_post("/v1/messages/batches/{batch_id}/cancel", messages_batch_cancel)
