@@ -86,6 +86,15 @@ def workers(gateway, upstream_env, redis_client, tmp_path) -> Iterator[Workers]:
         upstream_env.config.batch_delay_s = 0.0  # the fake upstream is shared by the session
 
 
+def batch_line(cid: str, model: str, prompt: str, **extra: object) -> str:
+    """One JSONL line of a chat batch; ``extra`` goes into the body (max_tokens 50 unless set)."""
+    import json
+
+    return json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
+                       "body": {"model": model, "max_tokens": 50,
+                                "messages": [{"role": "user", "content": prompt}], **extra}})
+
+
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, what: str = "",
              workers: Workers | None = None) -> Any:
     deadline = time.monotonic() + timeout

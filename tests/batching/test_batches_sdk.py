@@ -15,15 +15,9 @@ from batching.models import BatchItem
 from governance.models import AuditEvent
 from inference import pricing
 from inference.models import InferenceEvent
-from tests.batching.conftest import client_for, wait_for
+from tests.batching.conftest import batch_line, client_for, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-
-
-def _line(cid: str, model: str, prompt: str, **extra: object) -> str:
-    return json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
-                       "body": {"model": model, "max_tokens": 50,
-                                "messages": [{"role": "user", "content": prompt}], **extra}})
 
 
 def test_sdk_batch_round_trip(workers, live_tenant, outsider, fake_upstream) -> None:
@@ -33,16 +27,16 @@ def test_sdk_batch_round_trip(workers, live_tenant, outsider, fake_upstream) -> 
     client.chat.completions.create(model="gpt-4o-mini", max_tokens=50,
                                    messages=[{"role": "user", "content": "cached question"}])
     lines = [
-        _line("a1", "gpt-4o-mini", "first openai question"),
-        _line("a2", "gpt-4o-mini", "second openai question"),
-        _line("b1", "claude-haiku-4-5", "an anthropic question"),
-        _line("c1", "command-r-08-2024", "a cohere question"),
-        _line("hit", "gpt-4o-mini", "cached question"),
+        batch_line("a1", "gpt-4o-mini", "first openai question"),
+        batch_line("a2", "gpt-4o-mini", "second openai question"),
+        batch_line("b1", "claude-haiku-4-5", "an anthropic question"),
+        batch_line("c1", "command-r-08-2024", "a cohere question"),
+        batch_line("hit", "gpt-4o-mini", "cached question"),
         "{not json",
-        _line("bad-model", "gpt-9-imaginary", "x"),
+        batch_line("bad-model", "gpt-9-imaginary", "x"),
         json.dumps({"custom_id": "emb", "method": "POST", "url": "/v1/embeddings",
                     "body": {"model": "text-embedding-3-small", "input": "x"}}),
-        _line("a1", "gpt-4o-mini", "duplicate id"),
+        batch_line("a1", "gpt-4o-mini", "duplicate id"),
     ]
     uploaded = client.files.create(file=("in.jsonl", "\n".join(lines).encode()), purpose="batch")
     assert uploaded.object == "file" and uploaded.purpose == "batch"

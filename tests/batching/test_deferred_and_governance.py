@@ -23,7 +23,7 @@ from governance.models import AuditEvent
 from governance.services import api_key_issue, policy_update
 from inference import pricing
 from inference.models import InferenceEvent
-from tests.batching.conftest import client_for, wait_for
+from tests.batching.conftest import batch_line, client_for, wait_for
 from tests.batching.test_kill_worker import _spend
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -105,11 +105,7 @@ def test_batch_refused_when_its_worst_case_does_not_fit_the_budget(gateway, live
     policy_update(organization=live_tenant.org, actor="test",
                   changes={"daily_budget_usd": Decimal("0.0001")})
     client = client_for(gateway, live_tenant.infer.raw)
-    lines = "\n".join(json.dumps({"custom_id": f"r{i}", "method": "POST",
-                                  "url": "/v1/chat/completions",
-                                  "body": {"model": "gpt-4o", "max_tokens": 1000,
-                                           "messages": [{"role": "user", "content": "x"}]}})
-                      for i in range(5))
+    lines = "\n".join(batch_line(f"r{i}", "gpt-4o", "x", max_tokens=1000) for i in range(5))
     f = client.files.create(file=("b.jsonl", lines.encode()), purpose="batch")
     with pytest.raises(openai.RateLimitError) as caught:
         client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
@@ -126,11 +122,7 @@ def test_rate_limited_fallback_then_expiry_keeps_partial_results(workers, live_t
     slow = api_key_issue(organization=live_tenant.org, actor="test", scopes=["infer"],
                          rpm_limit=1)
     client = client_for(workers.url, slow.raw)
-    lines = "\n".join(json.dumps({"custom_id": f"c{i}", "method": "POST",
-                                  "url": "/v1/chat/completions",
-                                  "body": {"model": "command-r-08-2024", "max_tokens": 40,
-                                           "messages": [{"role": "user",
-                                                         "content": f"cohere item {i}"}]}})
+    lines = "\n".join(batch_line(f"c{i}", "command-r-08-2024", f"cohere item {i}", max_tokens=40)
                       for i in range(2))
     f = client.files.create(file=("c.jsonl", lines.encode()), purpose="batch")
     workers.start()
@@ -161,11 +153,7 @@ def test_cancel_stops_the_provider_batch_and_keeps_what_finished(workers, live_t
                                                                   fake_upstream) -> None:
     fake_upstream.config.batch_delay_s = 600  # the provider would take ten minutes
     client = client_for(workers.url, live_tenant.infer.raw)
-    lines = "\n".join(json.dumps({"custom_id": f"o{i}", "method": "POST",
-                                  "url": "/v1/chat/completions",
-                                  "body": {"model": "gpt-4o-mini", "max_tokens": 30,
-                                           "messages": [{"role": "user",
-                                                         "content": f"cancel me {i}"}]}})
+    lines = "\n".join(batch_line(f"o{i}", "gpt-4o-mini", f"cancel me {i}", max_tokens=30)
                       for i in range(3))
     f = client.files.create(file=("o.jsonl", lines.encode()), purpose="batch")
     workers.start()
@@ -192,11 +180,7 @@ def test_each_finished_item_settles_its_share_while_the_batch_runs(workers, live
     their cost is charged and their worst case leaves the hold before the batch ends."""
     fake_upstream.config.batch_delay_s = 600
     client = client_for(workers.url, live_tenant.infer.raw)
-    lines = "\n".join(json.dumps({"custom_id": f"{p}{i}", "method": "POST",
-                                  "url": "/v1/chat/completions",
-                                  "body": {"model": model, "max_tokens": 50, "cache": "no-store",
-                                           "messages": [{"role": "user",
-                                                         "content": f"share {p} {i}"}]}})
+    lines = "\n".join(batch_line(f"{p}{i}", model, f"share {p} {i}", cache="no-store")
                       for p, model in (("o", "gpt-4o-mini"), ("c", "command-r-08-2024"))
                       for i in range(2))
     f = client.files.create(file=("s.jsonl", lines.encode()), purpose="batch")
