@@ -18,7 +18,8 @@ COPY manage.py ./
 # ASAHI_MODEL_CACHE inside the image: the embedder's ONNX export is made at build time, not on
 # the first request of every container.
 ENV ASAHI_MODEL_CACHE=/app/.models
-RUN pip install --no-cache-dir . && python manage.py collectstatic --noinput -v 0 || true
+# collectstatic needs no secrets; a failure must fail the build (the console would lose its CSS/JS).
+RUN pip install --no-cache-dir . && python manage.py collectstatic --noinput -v 0
 RUN python -c "from caching.semantic.embedders import get_local_embedder as g; g().embed(['warm'])"
 EXPOSE 8000
 CMD ["uvicorn", "asahi_project.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]
