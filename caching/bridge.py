@@ -41,6 +41,11 @@ OUTAGE_LOG_SECONDS = 30.0
 # Scanning costs ~1.5 us per row on 2 cores (1k rows 1.4-1.8 ms, 5k 6-7 ms) while a scope's own
 # HNSW graph answers 50k rows in 1.3-2.3 ms, so scopes past 1k rows get a graph.
 EXACT_SCAN_LIMIT = 1_000
+# An unindexed scope larger than this (no worker running, or its index still building) is scanned
+# over its newest entries only: a lookup's cost stays bounded (~15 ms at 5k rows) instead of
+# growing with the scope (a 26k-row scope took 70-85 ms idle, ~200 ms under load, in a soak
+# whose stack had no worker). Older entries are found again once the index exists.
+EXACT_SCAN_CAP = 5 * EXACT_SCAN_LIMIT
 # HNSW candidates per lookup. With graphs built at ef_construction 128 (caching.services) a 1M-row
 # scope gave recall@1 1.0 against an exact scan at 80, p99 2.9-3.2 ms (160: 4.1-4.5 ms).
 EF_SEARCH = 80
@@ -173,15 +178,18 @@ def _rows_of(cur: Any) -> list[tuple[int, str, dict[str, Any], float]]:
     return [(r[0], r[1], r[2], 1.0 - float(r[3])) for r in cur.fetchall()]
 
 
-def _prepare_sql(name: str, *, scope_key: str, k: int) -> str:
+def _prepare_sql(name: str, *, scope_key: str, k: int, indexed: bool) -> str:
     # Ordering by the output column computes the distance once; it is still `embedding <=> $1`,
     # which is what lets the planner use an HNSW index. The scope_key literal (hex by
     # construction) is what lets it match the scope's partial index.
+    where = (f"WHERE scope_key = '{scope_key}' AND organization_id = $2 AND model = $3 "
+             "AND task_type = $4 AND embedder = $5 AND expires_at > now()")
+    source = "caching_semanticentry" if indexed else (  # the newest EXACT_SCAN_CAP rows
+        f"(SELECT id, prompt, answer, embedding FROM caching_semanticentry {where} "  # noqa: S608
+        f"ORDER BY id DESC LIMIT {EXACT_SCAN_CAP}) newest")
     return (f"PREPARE {name}(vector, uuid, text, text, text) AS "  # noqa: S608
-            "SELECT id, prompt, answer, embedding <=> $1 AS distance FROM caching_semanticentry "
-            f"WHERE scope_key = '{scope_key}' AND organization_id = $2 AND model = $3 "
-            "AND task_type = $4 AND embedder = $5 AND expires_at > now() "
-            f"ORDER BY distance LIMIT {int(k)}; ")
+            f"SELECT id, prompt, answer, embedding <=> $1 AS distance FROM {source} "
+            f"{where if indexed else ''} ORDER BY distance LIMIT {int(k)}; ")
 
 
 def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vector: Any,
@@ -221,7 +229,8 @@ def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vec
                      if connection.in_atomic_block else "")
             execute = f"EXECUTE {name}(%s::vector, %s, %s, %s, %s)"
             if not settings.DB_PREPARED_LOOKUPS:  # prepare, run and forget in one transaction
-                cur.execute(f"SELECT {sets}; {_prepare_sql(name, scope_key=key, k=k)}{execute}; "
+                statement = _prepare_sql(name, scope_key=key, k=k, indexed=indexed)
+                cur.execute(f"SELECT {sets}; {statement}{execute}; "
                             f"DEALLOCATE {name}{reset}", params)
                 return _rows_of(cur)
             prepared = _prepared_on(connection.connection)
@@ -230,7 +239,7 @@ def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vec
                 if name not in prepared:
                     if len(prepared) >= PREPARED_PER_CONNECTION:
                         prepare = f"DEALLOCATE {prepared.popitem(last=False)[0]}; "
-                    prepare += _prepare_sql(name, scope_key=key, k=k)
+                    prepare += _prepare_sql(name, scope_key=key, k=k, indexed=indexed)
                 try:
                     cur.execute(f"SELECT {sets}; {prepare}{execute}{reset}", params)
                     break

@@ -260,6 +260,20 @@ def authenticate_key(raw: str) -> AuthContext:
         entry = _Cached(context=ctx, key_hash=key_hash,
                         until=time.monotonic() + settings.ASAHI_KEY_CACHE_SECONDS, stamp=stamp)
         auth_cache.put(prefix, entry)
+    return _verified(raw, entry)
+
+
+def authenticate_cached(raw: str) -> AuthContext | None:
+    """`authenticate_key` from this process's cache only, never a query (safe on the event loop):
+    None when the key is not cached, the caller then loads it off the loop. One lookup: checking
+    the cache and then calling `authenticate_key` could find the entry gone in between (expired,
+    or cleared by the revocation watcher) and query from the loop."""
+    prefix = split_prefix(raw)
+    entry = auth_cache.get(prefix) if prefix is not None else None
+    return None if entry is None else _verified(raw, entry)
+
+
+def _verified(raw: str, entry: _Cached) -> AuthContext:
     if not hashes_match(raw, entry.key_hash):
         raise AuthenticationFailed("invalid API key")
     ctx_any: Any = entry.context

@@ -32,7 +32,7 @@ from asahi_project.errors import (
 from asahi_project.request_id import current_request_id
 from asahi_project.textrules import header_safe
 from governance.auth import bearer_token
-from governance.selectors import auth_cache, authenticate_key
+from governance.selectors import authenticate_cached, authenticate_key
 from governance.types import AuthContext
 from inference import pipeline
 from inference.ledger import AuditRow, ledger
@@ -66,12 +66,8 @@ async def authenticate(request: HttpRequest, *scopes: str) -> AuthContext:
             raise AuthenticationFailed("missing API key: send 'Authorization: Bearer <key>'"
                                        if not header else
                                        "Authorization header must be 'Bearer <api key>'")
-        from governance.keys import split_prefix
-
-        prefix = split_prefix(token)
-        if prefix is not None and auth_cache.get(prefix) is not None:
-            ctx = authenticate_key(token)  # cached: no I/O
-        else:
+        ctx = authenticate_cached(token)  # no I/O
+        if ctx is None:
             ctx = await sync_to_async(authenticate_key, thread_sensitive=False)(token)
     except AuthenticationFailed as err:
         shown = token[:14] if header and token and token.startswith("ask_") else "(none)"

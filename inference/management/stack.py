@@ -1,7 +1,10 @@
-"""A throwaway stack for the benchmark and soak commands: the fake upstream and N uvicorn workers.
+"""A throwaway stack for the benchmark and soak commands: the fake upstream, N uvicorn workers and
+a Celery worker.
 
 Shared by `bench_workers` and `soak` so both launch Asahi as `./asahi up` does (uvicorn
---workers N, PROMETHEUS_MULTIPROC_DIR, --no-proxy-headers) and measure the same processes.
+--workers N, PROMETHEUS_MULTIPROC_DIR, --no-proxy-headers, a worker on the celery and batch
+queues) and measure the same processes. Without the worker, a semantic scope past the exact-scan
+limit never gets its HNSW index (a worker builds it), and every lookup scans the whole scope.
 """
 
 from __future__ import annotations
@@ -68,8 +71,10 @@ class Stack:
     upstream_latency_ms: float = 0.0
     web_port: int = 0
     up_port: int = 0
+    celery: bool = True
     web: subprocess.Popen[bytes] | None = None
     upstream: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
     tmp: Path | None = None
 
     def start(self, log: Path) -> None:
@@ -101,6 +106,12 @@ class Stack:
                  str(self.web_port), "--workers", str(self.workers), "--log-level", "warning",
                  "--no-access-log", "--no-proxy-headers"],
                 env=env, stdout=subprocess.DEVNULL, stderr=out)
+            if self.celery:
+                self.worker = subprocess.Popen(  # noqa: S603
+                    [sys.executable, "-m", "celery", "-A", "asahi_project", "worker",
+                     "--loglevel", "WARNING", "--concurrency", "1", "-Q", "celery,batch",
+                     "-n", f"stack{self.web_port}@%h"],
+                    env=env, stdout=subprocess.DEVNULL, stderr=out)
         wait_http(self.up_port, "/v1/models")
         wait_http(self.web_port)
         if self.workers > 1:  # uvicorn's supervisor answers nothing itself: wait for every worker
@@ -122,7 +133,7 @@ class Stack:
         return [self.web.pid]
 
     def stop(self) -> None:
-        for proc in (self.web, self.upstream):
+        for proc in (self.web, self.upstream, self.worker):
             if proc is None:
                 continue
             proc.terminate()

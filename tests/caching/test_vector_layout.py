@@ -413,3 +413,21 @@ def test_lookups_leave_no_statement_behind_when_prepared_lookups_are_off(
                               vector=scope.rows[i])[0][0] for i in (1, 2)]
         assert got == [scope.ids[1], scope.ids[2]]
         assert _prepared_plans(scope.key) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unindexed_scope_past_the_cap_is_scanned_over_its_newest_rows(monkeypatch) -> None:
+    """No worker has built the graph yet: the exact scan stays bounded (the newest
+    EXACT_SCAN_CAP rows) instead of growing with the scope."""
+    monkeypatch.setattr(bridge, "EXACT_SCAN_CAP", 200)
+    monkeypatch.setattr(bridge, "INDEX_CHECK_SECONDS", 0.0)
+    scope = _scope("capped scan", seed=11, n=600)  # no index: nothing builds it in this test
+    assert not SemanticScopeIndex.objects.filter(scope_key=scope.key).exists()
+    newest, oldest = len(scope.ids) - 1, 0
+    got = bridge.nearest(org_id=scope.org_id, model="m", task_type="qa", embedder=EMB,
+                         vector=scope.rows[newest])
+    assert got[0][0] == scope.ids[newest] and got[0][3] > 0.999
+    got = bridge.nearest(org_id=scope.org_id, model="m", task_type="qa", embedder=EMB,
+                         vector=scope.rows[oldest])
+    assert scope.ids[oldest] not in {g[0] for g in got}  # beyond the newest 200: not scanned
+    assert {g[0] for g in got} <= set(scope.ids[-200:])
