@@ -126,22 +126,13 @@ def _budget(batch_id: str) -> tuple[Decimal, Decimal, Decimal]:
     other traffic today (the command's default: a new one)."""
     import asyncio
 
-    from django.utils import timezone
-
-    from asahi_project.redis_client import get_async_redis
     from batching.models import Batch
-    from governance.limits import BudgetLimit, Limits
+    from governance.enforcement import org_day_spend
+    from governance.selectors import period_start
 
     org = str(Batch.objects.values_list("organization_id", flat=True).get(pk=batch_id))
-
-    async def read() -> tuple[int, int]:
-        state, = await Limits(get_async_redis()).get_spend(
-            org_id=org, budgets=[BudgetLimit(scope="org", scope_id=org, period="day",
-                                             limit_nanousd=None)])
-        return state.spent_nanousd, state.reserved_nanousd
-
-    spent, held = asyncio.run(read())
-    day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    total = InferenceEvent.objects.filter(organization_id=org, created_at__gte=day).aggregate(
+    spent, held = asyncio.run(org_day_spend(org))
+    total = InferenceEvent.objects.filter(organization_id=org,
+                                          created_at__gte=period_start("day")).aggregate(
         s=Sum("cost_usd"))["s"] or Decimal(0)
     return pricing.from_nano(spent), pricing.from_nano(held), total

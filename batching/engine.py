@@ -506,8 +506,6 @@ def _finalize(batch: Batch, ending: str | None) -> bool:
 
     if BatchItem.objects.filter(batch=batch, state__in=OPEN_ITEM_STATES).exists():
         return False
-    if not _settle_finished(batch):
-        return False
     with transaction.atomic():
         b = Batch.objects.select_for_update().get(pk=batch.pk)
         if b.status not in ACTIVE:
@@ -589,12 +587,13 @@ def advance(*, batch_id: str) -> str:
             _submit(batch, catalogue)
             _run_fallback(batch, auth, catalogue)
         _poll(batch, auth, catalogue, cancel=ending is not None)
-        _settle_finished(batch)
         if ending is not None:
             reason = {"cancelled": ("batch_cancelled", "the batch was cancelled"),
                       "expired": ("batch_expired", "the batch expired before this request ran")}
             _close_open(batch, code=reason[ending][0], message=reason[ending][1])
-        _finalize(batch, ending)
+        # Finalization releases the rest of the hold: only once every finished item has settled.
+        if _settle_finished(batch):
+            _finalize(batch, ending)
         return Batch.objects.values_list("status", flat=True).get(pk=batch_id)
 
 

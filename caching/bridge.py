@@ -182,14 +182,14 @@ def _prepare_sql(name: str, *, scope_key: str, k: int, indexed: bool) -> str:
     # Ordering by the output column computes the distance once; it is still `embedding <=> $1`,
     # which is what lets the planner use an HNSW index. The scope_key literal (hex by
     # construction) is what lets it match the scope's partial index.
-    where = (f"WHERE scope_key = '{scope_key}' AND organization_id = $2 AND model = $3 "
-             "AND task_type = $4 AND embedder = $5 AND expires_at > now()")
-    source = "caching_semanticentry" if indexed else (  # the newest EXACT_SCAN_CAP rows
-        f"(SELECT id, prompt, answer, embedding FROM caching_semanticentry {where} "  # noqa: S608
-        f"ORDER BY id DESC LIMIT {EXACT_SCAN_CAP}) newest")
+    rows = (f"caching_semanticentry WHERE scope_key = '{scope_key}' AND organization_id = $2 "
+            "AND model = $3 AND task_type = $4 AND embedder = $5 AND expires_at > now()")
+    if not indexed:  # an exact scan reads the newest EXACT_SCAN_CAP rows only
+        rows = (f"(SELECT id, prompt, answer, embedding FROM {rows} "  # noqa: S608
+                f"ORDER BY id DESC LIMIT {EXACT_SCAN_CAP}) newest")
     return (f"PREPARE {name}(vector, uuid, text, text, text) AS "  # noqa: S608
-            f"SELECT id, prompt, answer, embedding <=> $1 AS distance FROM {source} "
-            f"{where if indexed else ''} ORDER BY distance LIMIT {int(k)}; ")
+            f"SELECT id, prompt, answer, embedding <=> $1 AS distance FROM {rows} "
+            f"ORDER BY distance LIMIT {int(k)}; ")
 
 
 def nearest(*, org_id: uuid.UUID, model: str, task_type: str, embedder: str, vector: Any,

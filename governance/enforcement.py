@@ -244,6 +244,14 @@ async def settle_parts(ticket: Ticket, *, parts: list[tuple[str, Decimal, Decima
     return True
 
 
+async def org_day_spend(org_id: str) -> tuple[int, int]:
+    """(spent, reserved) nano-USD on the organization's budget for today (UTC)."""
+    state, = await limits().get_spend(
+        org_id=org_id, budgets=[BudgetLimit(scope="org", scope_id=org_id, period="day",
+                                            limit_nanousd=None)])
+    return state.spent_nanousd, state.reserved_nanousd
+
+
 async def release(ticket: Ticket) -> None:
     if ticket.reservation_id is None:
         return

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from django.db.models import Count, Sum
 
-from asahi_project.redis_client import get_async_redis
 from batching.choices import ItemState
 from batching.models import BatchItem, ProviderJob
-from governance.limits import BudgetLimit, Limits
+from governance.enforcement import org_day_spend
 from inference import pricing
 from inference.models import InferenceEvent
 from tests.batching.conftest import client_for, wait_for
@@ -36,13 +35,7 @@ def _jsonl(n_openai: int, n_anthropic: int) -> bytes:
 
 
 def _spend(org_id: str) -> tuple[int, int]:
-    async def read() -> tuple[int, int]:
-        state, = await Limits(get_async_redis()).get_spend(
-            org_id=org_id, budgets=[BudgetLimit(scope="org", scope_id=org_id, period="day",
-                                                limit_nanousd=None)])
-        return state.spent_nanousd, state.reserved_nanousd
-
-    return asyncio.run(read())
+    return asyncio.run(org_day_spend(org_id))
 
 
 @pytest.mark.parametrize("pause", ["submit", "submit_anthropic", "poll", "writeback:2", "settle_parts"])
