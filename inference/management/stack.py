@@ -71,7 +71,6 @@ class Stack:
     upstream_latency_ms: float = 0.0
     web_port: int = 0
     up_port: int = 0
-    celery: bool = True
     web: subprocess.Popen[bytes] | None = None
     upstream: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
@@ -106,12 +105,11 @@ class Stack:
                  str(self.web_port), "--workers", str(self.workers), "--log-level", "warning",
                  "--no-access-log", "--no-proxy-headers"],
                 env=env, stdout=subprocess.DEVNULL, stderr=out)
-            if self.celery:
-                self.worker = subprocess.Popen(  # noqa: S603
-                    [sys.executable, "-m", "celery", "-A", "asahi_project", "worker",
-                     "--loglevel", "WARNING", "--concurrency", "1", "-Q", "celery,batch",
-                     "-n", f"stack{self.web_port}@%h"],
-                    env=env, stdout=subprocess.DEVNULL, stderr=out)
+            self.worker = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "celery", "-A", "asahi_project", "worker",
+                 "--loglevel", "WARNING", "--concurrency", "1", "-Q", "celery,batch",
+                 "-n", f"stack{self.web_port}@%h"],
+                env=env, stdout=subprocess.DEVNULL, stderr=out)
         wait_http(self.up_port, "/v1/models")
         wait_http(self.web_port)
         if self.workers > 1:  # uvicorn's supervisor answers nothing itself: wait for every worker
