@@ -28,6 +28,10 @@ from caching.semantic.data import (
 from caching.semantic.decision import Thresholds, decide
 from caching.semantic.embedders import Embedder, get_local_embedder
 
+# Issue 15's goal for the held-out QQP half: this much recall at no less than this precision.
+GOAL_RECALL = 0.30
+GOAL_PRECISION = 0.95
+
 
 @dataclass(frozen=True)
 class EvalResult:
@@ -63,6 +67,14 @@ class EvalResult:
             f"true_hits={self.true_hits} false_hits={self.false_hits} "
             f"missed={self.missed} true_misses={self.true_misses}\n"
             f"decide() ms p50={self.decide_ms_p50:.3f} p99={self.decide_ms_p99:.3f}"
+        )
+
+    def goal_line(self) -> str:
+        met = self.recall >= GOAL_RECALL and self.precision >= GOAL_PRECISION
+        return (
+            f"goal (issue 15): recall >= {GOAL_RECALL:.2f} at precision >= {GOAL_PRECISION:.2f}: "
+            f"recall {self.recall:.4f}, precision {self.precision:.4f} -> "
+            f"{'met' if met else 'NOT met'}"
         )
 
 
@@ -137,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = run(pairs_path=args.pairs, fmt=args.format, split=args.split, task_type=args.task_type)
     print(result.summary())
+    if args.format == "qqp" and (args.split or "heldout") == "heldout":
+        print(result.goal_line())
 
 
 if __name__ == "__main__":

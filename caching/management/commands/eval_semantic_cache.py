@@ -34,3 +34,6 @@ class Command(BaseCommand):
             task_type=options["task_type"],
         )
         self.stdout.write(result.summary())
+        # The goal is stated for the held-out QQP half only; other splits and sets just report.
+        if options["format"] == "qqp" and (options["split"] or "heldout") == "heldout":
+            self.stdout.write(result.goal_line())
