@@ -431,3 +431,29 @@ def test_an_unindexed_scope_past_the_cap_is_scanned_over_its_newest_rows(monkeyp
                          vector=scope.rows[oldest])
     assert scope.ids[oldest] not in {g[0] for g in got}  # beyond the newest 200: not scanned
     assert {g[0] for g in got} <= set(scope.ids[-200:])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scope_switches_to_its_new_index_without_waiting_for_the_indexed_memo(
+        monkeypatch) -> None:
+    """An unindexed scope is re-checked every UNINDEXED_CHECK_SECONDS, so the graph a worker has
+    just built serves the next lookups; an indexed scope keeps the long memo."""
+    monkeypatch.setattr(bridge, "INDEX_CHECK_SECONDS", 3600.0)
+    monkeypatch.setattr(bridge, "UNINDEXED_CHECK_SECONDS", 0.0)
+    scope = _scope("scope-new-index", seed=12, n=40)
+    name = scope_index_name(scope.key)
+
+    def look(i: int) -> int:
+        return bridge.nearest(org_id=scope.org_id, model="m", task_type="qa", embedder=EMB,
+                              vector=scope.rows[i])[0][0]
+
+    assert look(1) == scope.ids[1]  # exact scan; memo: no index
+    assert bridge._indexed_scopes[scope.key][0] is False
+    scope_indexes_sync(threshold=20)  # what the worker does once the scope is large
+    scans = _index_scans(name)
+    assert look(2) == scope.ids[2]
+    assert bridge._indexed_scopes[scope.key][0] is True
+    assert _index_scans(name, above=scans) >= scans + 1  # served by the new graph
+    checked_at = bridge._indexed_scopes[scope.key][1]
+    assert look(3) == scope.ids[3]
+    assert bridge._indexed_scopes[scope.key][1] == checked_at  # indexed: not re-checked
