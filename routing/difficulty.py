@@ -4,8 +4,10 @@ The predictor is a linear model over (a) ~34 general prompt features (length, st
 code density, reasoning cues, answer-option shape, word rarity by a general English frequency list,
 numbers and operators in the question, sentence structure) and (b) a compact TF-IDF lexical model
 with strong ridge regularisation, blended with standardised log-length so that it cannot rank
-prompts much worse than the prompt-length baseline on task families it never saw. It is trained by
-`python -m routing.training` (see that module) and shipped as `routing/artifacts/difficulty_v2.json`;
+prompts much worse than the prompt-length baseline on task families it never saw, and (v3) with
+how alike the answer options are (the closest pair's character-trigram cosine): options that differ
+by a word or a digit are where the weak model slips. It is trained by
+`python -m routing.training` (see that module) and shipped as `routing/artifacts/difficulty_v3.json`;
 `DifficultyModel.version` names the artifact in every routing reason.
 
 Everything here is pure Python: feature extraction is a handful of precompiled regexes and a dict
@@ -23,8 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-ARTIFACT_PATH = Path(__file__).resolve().parent / "artifacts" / "difficulty_v2.json"
-ARTIFACT_FORMAT = "asahi-difficulty-v2"
+ARTIFACT_PATH = Path(__file__).resolve().parent / "artifacts" / "difficulty_v3.json"
+ARTIFACT_FORMAT = "asahi-difficulty-v3"
 
 # Long prompts: structure is visible in the head; the length feature still sees the full prompt.
 _MAX_SCAN_CHARS = 4000
@@ -110,7 +112,11 @@ GENERAL_FEATURES: tuple[str, ...] = (
     "option_question_overlap",
     "syllables_per_word",
     "log_question_words",
+    # v3
+    "option_similarity",
 )
+OPTION_SIMILARITY = GENERAL_FEATURES.index("option_similarity")
+HAS_OPTIONS = GENERAL_FEATURES.index("has_options")
 
 
 @lru_cache(maxsize=1)
@@ -164,6 +170,26 @@ def _rarity_features(question: str, options: list[tuple[str, str]]) -> list[floa
     ]
 
 
+def _trigrams(text: str) -> Counter[str]:
+    padded = f" {' '.join(text.lower().split())} "
+    return Counter(padded[i : i + 3] for i in range(max(len(padded) - 2, 1)))
+
+
+def option_similarity(options: list[tuple[str, str]]) -> float:
+    """Cosine of character-trigram counts of the two most alike answer options (0 without two
+    options): near-identical options ("3 and 4" / "3 and 5") make a question harder to get right."""
+    grams = [_trigrams(o[1]) for o in options[:10]]
+    norms = [math.sqrt(sum(v * v for v in g.values())) for g in grams]
+    best = 0.0
+    for i in range(len(grams)):
+        for j in range(i + 1, len(grams)):
+            if norms[i] and norms[j]:
+                small, large = sorted((grams[i], grams[j]), key=len)
+                dot = sum(v * large.get(k, 0) for k, v in small.items())
+                best = max(best, dot / (norms[i] * norms[j]))
+    return best
+
+
 def general_features(prompt: str) -> list[float]:
     """The general (task-family agnostic) features, in GENERAL_FEATURES order."""
     n_chars = len(prompt)
@@ -212,6 +238,7 @@ def general_features(prompt: str) -> list[float]:
         float("Statement 1" in text),
         math.log1p(text.count('"')),
         *_rarity_features(question, options),
+        option_similarity(options),
     ]
 
 
@@ -243,28 +270,32 @@ class DifficultyModel:
     length_mean: float
     length_scale: float
     length_weight: float  # blend weight of standardised log-length
+    option_weight: float  # blend weight of standardised option similarity (prompts with options)
     calib_slope: float
     calib_offset: float
     metadata: dict[str, object]
 
     @property
     def version(self) -> str:
-        """Artifact name and training-data digest, e.g. "difficulty-v2+3f9a1c2e"."""
+        """Artifact name and training-data digest, e.g. "difficulty-v3+3f9a1c2e"."""
         return str(self.metadata.get("version", "difficulty-unversioned"))
 
     def raw_score(self, prompt: str) -> float:
         """Monotone difficulty score (higher = more likely to need the strong model)."""
         feats = general_features(prompt)
-        z = self.intercept
-        for x, m, s, c in zip(
-            feats, self.feature_mean, self.feature_scale, self.general_coef, strict=True
-        ):
-            z += c * (x - m) / s
+        zs = [(x - m) / s for x, m, s in zip(feats, self.feature_mean, self.feature_scale,
+                                             strict=True)]
+        if not feats[HAS_OPTIONS]:
+            # Without answer options there is nothing to compare: no evidence either way, rather
+            # than the "very unalike options" that a 0 would read as (training had options only).
+            zs[OPTION_SIMILARITY] = 0.0
+        z = self.intercept + sum(c * v for c, v in zip(self.general_coef, zs, strict=True))
         vec = tfidf_vector(token_counts(prompt), self.idf)
         coef = self.lexical_coef
         z += sum(v * coef.get(t, 0.0) for t, v in vec.items())
         z_len = (feats[0] - self.length_mean) / self.length_scale
-        return (1.0 - self.length_weight) * z / self.score_scale + self.length_weight * z_len
+        return ((1.0 - self.length_weight) * z / self.score_scale + self.length_weight * z_len
+                + self.option_weight * zs[OPTION_SIMILARITY])
 
     def predict(self, prompt: str) -> float:
         """Calibrated probability that the strong model is needed (weak wrong, strong right)."""
@@ -291,6 +322,7 @@ class DifficultyModel:
             "length_mean": r(self.length_mean),
             "length_scale": r(self.length_scale),
             "length_weight": r(self.length_weight),
+            "option_weight": r(self.option_weight),
             "calib_slope": r(self.calib_slope),
             "calib_offset": r(self.calib_offset),
             "metadata": self.metadata,
@@ -314,6 +346,7 @@ class DifficultyModel:
             length_mean=float(data["length_mean"]),
             length_scale=float(data["length_scale"]),
             length_weight=float(data["length_weight"]),
+            option_weight=float(data["option_weight"]),
             calib_slope=float(data["calib_slope"]),
             calib_offset=float(data["calib_offset"]),
             metadata=dict(data.get("metadata", {})),
