@@ -218,7 +218,17 @@ _PHRASES: tuple[tuple[str, TaskKind, float], ...] = (
     *((f"in {lang}", TaskKind.TRANSLATION, 1.5) for lang in _LANGUAGES),
 )
 _CODE_LINE = re.compile(r"[{};]\s*$", re.M)
-_ARITHMETIC = re.compile(r"\d\s*[-+*/^\u00d7\u00f7=]\s*\d")
+# Digits joined by an operator read as arithmetic ("2+2", "3*4=12", "7 - 3"). A bare hyphen or
+# slash between digits mostly does not: dates (9/11, 2024-05-01), ranges (1939-1945), identifiers
+# (order 7-123), ratios (80/20, 24/7). Those count only right after a request to work something out
+# ("what is 12/4?"). A prompt taken for maths gets maths' stricter semantic-cache thresholds and
+# maths' quality bar in routing, so a date alone must not make it one.
+_ARITHMETIC = re.compile(
+    r"\d\s*[+*^\u00d7\u00f7=]\s*\d"
+    r"|\d\s+[-/]\s+\d"
+    r"|\b(?:what is|what's|calculate|compute|solve|evaluate|simplify)\s+\(?-?\d+(?:\.\d+)?\s*[-/]\s*\(?\d",
+    re.IGNORECASE,
+)
 _LATEX = re.compile(r"\\frac|\\sqrt|\\int|\\sum|[∫∑√π≤≥]")
 _WORD = re.compile(r"[a-z][a-z+;#\-]*")
 

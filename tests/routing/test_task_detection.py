@@ -27,6 +27,27 @@ def test_detects_task_type(prompt, expected):
     assert detect_task_type(prompt).name == expected
 
 
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        # Dates, ranges, identifiers and ratios are not sums.
+        ("What happened on 9/11?", "chat"),
+        ("Reply to the customer about order 7-123.", "chat"),
+        ("Explain the 80/20 rule.", "chat"),
+        ("Summarize the meeting notes from 2024-05-01.", "summarization"),
+        ("Write a haiku about the 1939-1945 war.", "creative"),
+        # Sums are, spaced or not, when asked for.
+        ("What is 12/4?", "math"),
+        ("what's 7-3", "math"),
+        ("What is 7 - 3?", "math"),
+        ("Compute 3*4", "math"),
+        ("Is 2+2=4?", "math"),
+    ],
+)
+def test_hyphens_and_slashes_between_digits_are_maths_only_in_an_expression(prompt, expected):
+    assert detect_task_type(prompt).name == expected
+
+
 def test_confidence_is_bounded_and_low_without_cues():
     plain = detect_task_type("Hello there")
     strong = detect_task_type("Translate into German: good morning, translate it please")
