@@ -1,6 +1,6 @@
 """Learned prompt difficulty: the probability that a prompt needs the strong model.
 
-The predictor is a linear model over (a) ~34 general prompt features (length, structure, digit/math/
+The predictor is a linear model over (a) 35 general prompt features (length, structure, digit/math/
 code density, reasoning cues, answer-option shape, word rarity by a general English frequency list,
 numbers and operators in the question, sentence structure) and (b) a compact TF-IDF lexical model
 with strong ridge regularisation, blended with standardised log-length so that it cannot rank

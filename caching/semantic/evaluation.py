@@ -33,6 +33,11 @@ GOAL_RECALL = 0.30
 GOAL_PRECISION = 0.95
 
 
+def goal_applies(fmt: PairFormat, split: Split | None) -> bool:
+    """The goal is stated for the held-out QQP half only; other splits and sets just report."""
+    return fmt == "qqp" and (split or "heldout") == "heldout"
+
+
 @dataclass(frozen=True)
 class EvalResult:
     """Confusion counts and the rates derived from them."""
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = run(pairs_path=args.pairs, fmt=args.format, split=args.split, task_type=args.task_type)
     print(result.summary())
-    if args.format == "qqp" and (args.split or "heldout") == "heldout":
+    if goal_applies(args.format, args.split):
         print(result.goal_line())
 
 

@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--task-type", default="default")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from caching.semantic.evaluation import run
+        from caching.semantic.evaluation import goal_applies, run
 
         result = run(
             pairs_path=options["pairs"],
@@ -34,6 +34,5 @@ class Command(BaseCommand):
             task_type=options["task_type"],
         )
         self.stdout.write(result.summary())
-        # The goal is stated for the held-out QQP half only; other splits and sets just report.
-        if options["format"] == "qqp" and (options["split"] or "heldout") == "heldout":
+        if goal_applies(options["format"], options["split"]):
             self.stdout.write(result.goal_line())
