@@ -221,14 +221,17 @@ _CODE_LINE = re.compile(r"[{};]\s*$", re.M)
 # Digits joined by an operator read as arithmetic ("2+2", "3*4=12", "7 - 3"). A bare hyphen or
 # slash between digits mostly does not: dates (9/11, 2024-05-01), ranges (1939-1945), identifiers
 # (order 7-123), ratios (80/20, 24/7). Those count only right after a request to work something out
-# ("what is 12/4?"). A prompt taken for maths gets maths' stricter semantic-cache thresholds and
-# maths' quality bar in routing, so a date alone must not make it one.
+# ("what is 12/4?", "convert 3/8"), or as fractions when there are two ("3/4 or 2/3?"). A prompt
+# taken for maths gets maths' stricter semantic-cache thresholds and maths' quality bar in routing,
+# so a date alone must not make it one.
 _ARITHMETIC = re.compile(
     r"\d\s*[+*^\u00d7\u00f7=]\s*\d"
     r"|\d\s+[-/]\s+\d"
-    r"|\b(?:what is|what's|calculate|compute|solve|evaluate|simplify)\s+\(?-?\d+(?:\.\d+)?\s*[-/]\s*\(?\d",
+    r"|\b(?:what is|what's|calculate|compute|solve|evaluate|simplify)\s+\(?-?\d+(?:\.\d+)?\s*[-/]\s*\(?\d"
+    r"|\b(?:convert|add|subtract|multiply|divide|reduce)\s+\d{1,3}/\d{1,3}\b",
     re.IGNORECASE,
 )
+_FRACTION = re.compile(r"(?<![\d/.])\d{1,3}/\d{1,3}(?![\d/])")  # not a part of 5/1/2024
 _LATEX = re.compile(r"\\frac|\\sqrt|\\int|\\sum|[∫∑√π≤≥]")
 _WORD = re.compile(r"[a-z][a-z+;#\-]*")
 
@@ -261,7 +264,7 @@ def detect_task_type(prompt: str) -> TaskType:
         scores[TaskKind.CODE] = scores.get(TaskKind.CODE, 0.0) + 3.0
     if _CODE_LINE.search(text):
         scores[TaskKind.CODE] = scores.get(TaskKind.CODE, 0.0) + 0.5
-    if _ARITHMETIC.search(text):
+    if _ARITHMETIC.search(text) or len(_FRACTION.findall(text)) >= 2:
         scores[TaskKind.MATH] = scores.get(TaskKind.MATH, 0.0) + 2.0
     if _LATEX.search(text):
         scores[TaskKind.MATH] = scores.get(TaskKind.MATH, 0.0) + 2.5

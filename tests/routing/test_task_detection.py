@@ -42,6 +42,11 @@ def test_detects_task_type(prompt, expected):
         ("What is 7 - 3?", "math"),
         ("Compute 3*4", "math"),
         ("Is 2+2=4?", "math"),
+        ("Which is bigger, 3/4 or 2/3?", "math"),
+        ("Add 1/2 and 1/3.", "math"),
+        ("Convert 3/8 to a decimal.", "math"),
+        ("Move the call from 5/1/2024 to 6/1/2024.", "chat"),
+        ("Rate this movie from 1-10.", "chat"),
     ],
 )
 def test_hyphens_and_slashes_between_digits_are_maths_only_in_an_expression(prompt, expected):
