@@ -12,7 +12,14 @@ import pytest
 
 from caching.semantic.data import DEFAULT_QQP_PATH
 from caching.semantic.embedders import get_local_embedder
-from caching.semantic.evaluation import GOAL_PRECISION, GOAL_RECALL, EvalResult, run
+from caching.semantic.evaluation import (
+    GOAL_MRPC_PRECISION,
+    GOAL_PRECISION,
+    GOAL_RECALL,
+    EvalResult,
+    goal_line,
+    run,
+)
 
 # The int8 embedder's kernels differ a little between CPU instruction sets, which can move a
 # pair across a threshold: one pair is 0.0004 of recall and about 0.003 of precision.
@@ -51,3 +58,16 @@ def test_goal_line_says_met_only_when_both_recall_and_precision_reach_the_goal()
     line = broad_but_wrong.goal_line()
     assert line.endswith("-> NOT met")
     assert "recall 0.5000, precision 0.9091" in line
+
+
+def test_goal_line_with_mrpc_needs_mrpc_precision_too() -> None:
+    assert GOAL_MRPC_PRECISION == 0.95
+    qqp_met = _result(true_hits=60, false_hits=3, missed=140)
+    mrpc_precise = _result(true_hits=95, false_hits=5, missed=500)  # precision 0.95
+    mrpc_loose = _result(true_hits=94, false_hits=6, missed=500)  # precision 0.94
+    assert goal_line(qqp_met, mrpc_precise).endswith("-> met")
+    line = goal_line(qqp_met, mrpc_loose)
+    assert line.endswith("-> NOT met")
+    assert "MRPC precision 0.9400" in line
+    qqp_short = _result(true_hits=59, false_hits=1, missed=141)
+    assert goal_line(qqp_short, mrpc_precise).endswith("-> NOT met")
