@@ -1,4 +1,4 @@
-"""Regression pins for the shipped semantic tier on the held-out QQP half (issue 15).
+"""Regression pins for the shipped semantic tier on the held-out QQP half and MRPC part.
 
 The pairs are read from ../shared/eval/paraphrase at run time (never copied into the project:
 licence terms); the pinned test is skipped with the reason when they are absent (e.g. a clone
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from caching.semantic.data import DEFAULT_QQP_PATH
+from caching.semantic.data import DEFAULT_MRPC_PATH, DEFAULT_QQP_PATH
 from caching.semantic.embedders import get_local_embedder
 from caching.semantic.evaluation import (
     GOAL_MRPC_PRECISION,
@@ -24,9 +24,13 @@ from caching.semantic.evaluation import (
 # The int8 embedder's kernels differ a little between CPU instruction sets, which can move a
 # pair across a threshold: one pair is 0.0004 of recall and about 0.003 of precision.
 TOLERANCE = 0.01
+# MRPC's held-out part has ~80 hits, so one pair moves its precision by ~0.012.
+MRPC_TOLERANCE = 0.025
 PINNED_EMBEDDER = "all-MiniLM-L6-v2+adapter-cf03cf722626+int8"
-PINNED_PRECISION = 0.9309
-PINNED_RECALL = 0.1558
+PINNED_PRECISION = 0.9233
+PINNED_RECALL = 0.1553
+PINNED_MRPC_PRECISION = 0.9103
+PINNED_MRPC_RECALL = 0.0555
 
 
 @pytest.mark.skipif(
@@ -40,6 +44,21 @@ def test_heldout_precision_and_recall_are_pinned() -> None:
     assert result.n == 6132
     assert result.precision == pytest.approx(PINNED_PRECISION, abs=TOLERANCE)
     assert result.recall == pytest.approx(PINNED_RECALL, abs=TOLERANCE)
+
+
+@pytest.mark.skipif(
+    not DEFAULT_MRPC_PATH.is_file(),
+    reason=f"MRPC pairs not found at {DEFAULT_MRPC_PATH} (evaluation data is read from "
+    "../shared/eval at run time, never shipped)",
+)
+def test_mrpc_heldout_precision_and_recall_are_pinned() -> None:
+    # Issue 23 asks MRPC precision >= 0.95; the held-out part (by the same hash as QQP) was
+    # never used for training or for choosing thresholds.
+    assert get_local_embedder().version == PINNED_EMBEDDER
+    result = run(pairs_path=DEFAULT_MRPC_PATH, fmt="mrpc", split="heldout")
+    assert result.n == 1894
+    assert result.precision == pytest.approx(PINNED_MRPC_PRECISION, abs=MRPC_TOLERANCE)
+    assert result.recall == pytest.approx(PINNED_MRPC_RECALL, abs=MRPC_TOLERANCE)
 
 
 def _result(*, true_hits: int, false_hits: int, missed: int) -> EvalResult:
