@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from caching.semantic.data import DEFAULT_MRPC_PATH, DEFAULT_QQP_PATH
+from caching.semantic.data import DEFAULT_MRPC_PATH, DEFAULT_QQP_PATH, split_of
 from caching.semantic.embedders import get_local_embedder
 from caching.semantic.evaluation import (
     GOAL_MRPC_PRECISION,
@@ -18,6 +18,7 @@ from caching.semantic.evaluation import (
     GOAL_RECALL,
     EvalResult,
     goal_line,
+    report,
     run,
 )
 
@@ -90,3 +91,28 @@ def test_goal_line_with_mrpc_needs_mrpc_precision_too() -> None:
     assert "MRPC precision 0.9400" in line
     qqp_short = _result(true_hits=59, false_hits=1, missed=141)
     assert goal_line(qqp_short, mrpc_precise).endswith("-> NOT met")
+
+
+def test_report_scores_the_mrpc_held_out_part_and_prints_the_goal_line_with_it(tmp_path) -> None:
+    # Pairs with the same words hit by rule 1, so the counts below do not depend on the model.
+    texts = [f"How do I cook rice number {i}?" for i in range(40)]
+    held = [t for t in texts if split_of(text_a=t, text_b=t.upper()) == "heldout"][:3]
+    tune = [t for t in texts if split_of(text_a=t, text_b=t.upper()) == "tune"][:2]
+    qqp = tmp_path / "qqp.csv"
+    qqp.write_text(
+        "question1,question2,is_duplicate\n"
+        + "".join(f"{t},{t.upper()},1\n" for t in held + tune)
+    )
+    mrpc = tmp_path / "mrpc.tsv"
+    mrpc.write_text(
+        "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+        + "".join(f"0\t1\t2\t{t}\t{t.upper()}\n" for t in held + tune)
+    )
+    lines = report(pairs_path=qqp, split="heldout", mrpc_path=mrpc)
+    assert lines[0].startswith(f"n={len(held)} precision=1.0000 recall=1.0000")
+    assert lines[1] == "MRPC (heldout):"
+    # MRPC's held-out part only (its tune pairs are left out), all labelled not paraphrases.
+    assert lines[2].startswith(f"n={len(held)} precision=0.0000")
+    assert lines[-1].startswith("goal (issue 23):")
+    assert "MRPC precision 0.0000" in lines[-1]
+    assert lines[-1].endswith("-> NOT met")
