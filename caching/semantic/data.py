@@ -21,6 +21,10 @@ TUNE_PERCENT = 50
 
 # Relative to the project root; the evaluation data is never copied into the repository.
 DEFAULT_QQP_PATH = Path(__file__).resolve().parents[2] / ".." / "shared/eval/paraphrase/qqp_val.csv"
+# MRPC's training split (3,675 news-sentence pairs); split into tune/held-out like QQP.
+DEFAULT_MRPC_PATH = (
+    Path(__file__).resolve().parents[2] / ".." / "shared/eval/paraphrase/mrpc_train.tsv"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +37,11 @@ class LabelledPair:
 
 
 def split_of(*, text_a: str, text_b: str) -> Literal["tune", "heldout"]:
-    """Assign a pair to "tune" or "heldout" by a hash of its (order-independent) texts."""
+    """Assign a pair to "tune" or "heldout" by a hash of its (order-independent) texts.
+
+    The same function splits QQP and MRPC (the hash depends only on the texts), so training
+    reads the tune part of both and ``eval_semantic_cache`` scores the held-out part of both.
+    """
     first, second = sorted((text_a.strip(), text_b.strip()))
     digest = hashlib.sha256(f"{first}\x1f{second}".encode()).digest()
     bucket = int.from_bytes(digest[:4], "big") % 100

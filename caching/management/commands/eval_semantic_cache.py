@@ -20,19 +20,25 @@ class Command(BaseCommand):
             "--split",
             choices=["heldout", "tune", "all"],
             default=None,
-            help="default: heldout for qqp, all for mrpc",
+            help="default: heldout (the part training never saw)",
         )
         parser.add_argument("--task-type", default="default")
+        parser.add_argument(
+            "--mrpc",
+            type=Path,
+            default=None,
+            help="also score this MRPC TSV's split; the goal line then includes MRPC precision",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from caching.semantic.evaluation import goal_applies, run
+        from caching.semantic.evaluation import report
 
-        result = run(
+        lines = report(
             pairs_path=options["pairs"],
             fmt=options["format"],
             split=options["split"],
             task_type=options["task_type"],
+            mrpc_path=options["mrpc"],
         )
-        self.stdout.write(result.summary())
-        if goal_applies(options["format"], options["split"]):
-            self.stdout.write(result.goal_line())
+        for line in lines:
+            self.stdout.write(line)
